@@ -1,0 +1,1 @@
+"""Speed measured side by side against the reference libraries: python -m bench."""

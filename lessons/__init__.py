@@ -1,0 +1,1 @@
+"""Runnable lessons on contextual embeddings: python -m lessons <name>."""

@@ -1,0 +1,1 @@
+"""Sentence pooling over token vectors, as sentence-transformers does it."""
