@@ -1,0 +1,1 @@
+"""Shared pytest fixtures. Each area adds its fixtures in its own clearly headed section."""
