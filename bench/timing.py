@@ -1,0 +1,65 @@
+"""Timing and memory helpers shared by the bench sections.
+
+Every number the bench reports is a median over repeats, and contenders are interleaved (each
+repeat runs every contender once, in a rotated order) so that a burst of load from other processes
+on a shared machine hits all of them alike instead of skewing one.
+"""
+
+import resource
+import statistics
+import sys
+import time
+from typing import Callable
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall time of one call."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def per_call(fn: Callable[[], object], min_time: float) -> float:
+    """Seconds per call, calling `fn` repeatedly for at least `min_time` seconds (after 1 warm-up)."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / calls
+
+
+def interleaved(jobs: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Run every job once per repeat, rotating the order each repeat; return all samples per job.
+
+    Each job returns its own measurement (seconds), so a job can time just the part it cares about.
+    """
+    names = list(jobs)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(jobs[name]())
+    return samples
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def current_rss_mb() -> float:
+    """Current resident set size in MiB (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / (1024 * 1024)
+    except OSError:
+        return peak_rss_mb()
