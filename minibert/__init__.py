@@ -1,1 +1,4 @@
 """minibert: a readable BERT encoder (Devlin et al. 2019) that loads real checkpoints."""
+
+from minibert.config import BertConfig
+from minibert.model import BertModel, BertOutput
