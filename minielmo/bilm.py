@@ -188,7 +188,7 @@ class BiLM(nn.Module):
         with_boundaries = char_ids.new_zeros(B, T + 2, W)
         with_boundaries[:, 1:-1] = char_ids
         with_boundaries[:, 0] = self.bos_char_ids
-        with_boundaries[torch.arange(B), lengths + 1] = self.eos_char_ids
+        with_boundaries[torch.arange(B, device=char_ids.device), lengths + 1] = self.eos_char_ids
         positions = torch.arange(T + 2, device=char_ids.device)
         mask = positions.unsqueeze(0) < (lengths + 2).unsqueeze(1)  # (B, T+2)
 

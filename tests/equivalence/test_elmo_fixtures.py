@@ -194,3 +194,24 @@ def test_expected_slice(tiny_bilm, elmo_fixture_dir, elmo_sentences):
     with torch.no_grad():
         top = tiny_bilm(batch_to_ids(batch))["activations"][-1]  # (3, T+2, 2P)
     torch.testing.assert_close(top[0, 1:4, :3], EXPECTED_SLICE, rtol=0, atol=EXPECTED_SLICE_ATOL)
+
+
+def test_stateful_keeps_state_by_batch_position_across_batch_sizes(elmo_sentences):
+    """The reference's rule when the batch size changes: row i continues from row i of the
+    previous call; rows a smaller batch lacks keep their state; rows a bigger batch adds start from
+    zero. So each row must equal a one-row stateful model fed that row's own sentences."""
+    a, b, c, d, e = (elmo_sentences[0][i].split()[:12] for i in range(5))
+    calls = [[a, b, c], [d, e], [c, a, b, e]]  # 3 rows, then 2, then 4
+    bilm = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS, stateful=True)
+    with torch.no_grad():
+        outputs = [bilm(batch_to_ids(batch))["activations"][-1] for batch in calls]
+        for row in range(4):
+            single = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS,
+                                     stateful=True)
+            for call, batch in enumerate(calls):
+                if row < len(batch):
+                    alone = single(batch_to_ids([batch[row]]))["activations"][-1][0]
+                    n = len(batch[row]) + 2
+                    torch.testing.assert_close(outputs[call][row, :n], alone[:n], rtol=0,
+                                               atol=BATCH_INVARIANCE_ATOL,
+                                               msg=lambda m: f"call {call}, row {row}: {m}")
