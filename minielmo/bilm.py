@@ -203,8 +203,8 @@ class BiLM(nn.Module):
         for layer in range(self.config.n_layers):
             forward_out, backward_out, states = self._bilstm_layer(
                 layer, forward_hidden, backward_hidden, mask, initial_states[layer])
-            # Residual connection (bilm-tf's ResidualWrapper) on every layer but the first,
-            # whose input width may differ in general.
+            # Residual connection (bilm-tf wraps every layer but the first in a ResidualWrapper;
+            # the first one's input is the context-free token embedding).
             if layer > 0 and self.config.use_skip_connections:
                 forward_out, backward_out = forward_out + forward_hidden, backward_out + backward_hidden
             activations.append(torch.cat([forward_out, backward_out], dim=-1))  # (B, T+2, 2P)

@@ -200,3 +200,14 @@ def test_convert_command_line(tmp_path):
          str(tmp_path / "missing.hdf5"), str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and "weight file not found" in result.stderr
+
+
+def test_training_style_n_characters_261_loads_the_same_model(tmp_path):
+    """bilm-tf's training options say 261 characters, its inference options 262 (with the padding
+    row); the hdf5 holds 261 rows either way, so both must give the same model."""
+    options, weights = copy_fixture(tmp_path)
+    edit_options(options, lambda d: d["char_cnn"].update(n_characters=261))
+    a = BiLM.from_files(options, weights)
+    b = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
