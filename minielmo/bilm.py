@@ -179,6 +179,7 @@ class BiLM(nn.Module):
         """char_ids (B, T, W) from batch_to_ids ->
         {"activations": L+1 tensors (B, T+2, 2P), "mask": (B, T+2) bool}.
         Layer 0 is the token embedding, duplicated for both directions. Padding is exactly zero.
+        NOTE (deviation): the mask is bool; the reference returns a LongTensor of 0/1.
         """
         self._check(char_ids)
         B, T, W = char_ids.shape
