@@ -190,8 +190,13 @@ def test_converted_options_round_trip_and_strict_safetensors(tmp_path):
     tensors.pop("char_cnn.projection.bias")
     tensors["extra.weight"] = torch.zeros(1)
     save_file(tensors, str(tmp_path / "bad.safetensors"))
-    with pytest.raises(ValueError, match=r"bad\.safetensors: tensors \['char_cnn\.projection\.bias'\] are missing"):
+    missing = r"bad\.safetensors: tensors \['char_cnn\.projection\.bias'\] are missing"
+    with pytest.raises(ValueError, match=missing):
         BiLM.from_files(options, tmp_path / "bad.safetensors")
+    tensors["char_cnn.projection.bias"] = torch.zeros(16)
+    save_file(tensors, str(tmp_path / "extra.safetensors"))
+    with pytest.raises(ValueError, match=r"tensors \['extra\.weight'\] are not parameters"):
+        BiLM.from_files(options, tmp_path / "extra.safetensors")
 
 
 def test_convert_command_line(tmp_path):
