@@ -42,7 +42,7 @@ class MinibertFast:
     def load(self):
         import minibert
 
-        self.encoder = minibert.SentenceEncoder.from_pretrained(str(model_dir()))
+        self.encoder = minibert.SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
 
     def encode(self, texts):
         return self.encoder.encode(texts, batch_size=BATCH_SIZE)
@@ -62,33 +62,26 @@ class MinibertTeaching:
     def load(self):
         import minibert
 
-        self.encoder = minibert.SentenceEncoder.from_pretrained(str(model_dir()))
+        self.encoder = minibert.SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
 
     def encode(self, texts):
         import torch
 
         import pooling
 
-        tokenizer, model = self.encoder.tokenizer, self.encoder.model
-        lengths = [len(ids) for ids in tokenizer(texts, padding=False)["input_ids"]] \
-            if _tokenizer_supports_unpadded(tokenizer) else [len(t) for t in texts]
-        out = np.empty((len(texts), model.config.hidden_size), dtype=np.float32)
+        encoder = self.encoder
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # as SentenceEncoder.encode
+        out = np.empty((len(texts), encoder.model.config.hidden_size), dtype=np.float32)
         with torch.inference_mode():
-            for batch in length_sorted_batches(lengths, BATCH_SIZE):
-                enc = tokenizer([texts[i] for i in batch])
-                result = model(enc["input_ids"], attention_mask=enc["attention_mask"],
-                               token_type_ids=enc["token_type_ids"], output_attentions=True)
-                pooled = pooling.mean(result.last_hidden_state, enc["attention_mask"])
+            for start in range(0, len(texts), BATCH_SIZE):
+                batch = order[start:start + BATCH_SIZE]
+                enc = encoder.tokenizer([texts[i] for i in batch], max_length=encoder.max_seq_length,
+                                        padding=True, truncation=True)
+                result = encoder.model(enc["input_ids"], attention_mask=enc["attention_mask"],
+                                       token_type_ids=enc["token_type_ids"], output_attentions=True)
+                pooled = pooling.mean(result.last_hidden_state, enc["attention_mask"])  # (B, T, D) -> (B, D)
                 out[batch] = pooling.normalize(pooled).numpy()
         return out
-
-
-def _tokenizer_supports_unpadded(tokenizer) -> bool:
-    try:
-        enc = tokenizer(["a", "a b c"], padding=False)
-        return isinstance(enc["input_ids"], list)
-    except Exception:
-        return False
 
 
 class SentenceTransformers:

@@ -50,7 +50,20 @@ def median(values: list[float]) -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    On Linux this reads VmHWM from /proc/self/status, the high-water mark of this process's own
+    address space. ru_maxrss is NOT used there: the kernel carries it over from the parent
+    through fork and exec, so a child started by a 1 GB parent would report at least ~1 GB.
+    Elsewhere ru_maxrss is the best available (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB -> MiB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 

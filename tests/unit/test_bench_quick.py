@@ -1,0 +1,50 @@
+"""The speed bench runs end to end (python -m bench --quick). No timing is asserted: on a shared
+machine times say nothing about correctness. What is checked is that every section produced its
+rows and that the contenders' embeddings agree with sentence-transformers."""
+
+import math
+
+import pytest
+
+# The bench reports max|ours - sentence-transformers| over unit-length embeddings. 1e-5 is the
+# project's tolerance for real MiniLM (measured noise between two correct implementations: ~4e-6).
+EMBEDDING_ATOL = 1e-5
+# Fast and readable ELMo paths do the same float32 arithmetic in a different order.
+ELMO_PATHS_ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    from bench.run import main
+
+    output = tmp_path_factory.mktemp("bench") / "RESULTS.md"
+    results = main(["--quick", "--output", str(output)])
+    return results, output
+
+
+def test_quick_bench_writes_every_table(quick_results):
+    results, output = quick_results
+    text = output.read_text()
+    for heading in ("fp32 matmul ceiling", "Sentence embeddings", "ELMo biLM"):
+        assert heading in text, f"section {heading!r} missing from {output}"
+    rows = results["bert"]["rows"]
+    assert set(rows) == {"minibert", "minibert-teaching", "sentence-transformers", "transformers-sdpa"}
+    for name, row in rows.items():
+        assert row["sent/s"] > 0 and math.isfinite(row["sent/s"]), name
+        assert len(row["samples s"]) == 3, f"{name}: expected 3 interleaved repeats"
+    assert rows["minibert"]["peak RSS MiB"] > 0
+
+
+def test_quick_bench_embeddings_match_sentence_transformers(quick_results):
+    results, _ = quick_results
+    for name, row in results["bert"]["rows"].items():
+        assert row["max abs diff vs ST"] <= EMBEDDING_ATOL, f"{name}: {row['max abs diff vs ST']}"
+
+
+def test_quick_bench_elmo_paths_agree(quick_results):
+    results, _ = quick_results
+    rows = results["elmo"]["rows"]
+    assert len(rows) == 2  # the fixture model and the (scaled) original-size hdf5 written by the bench
+    for row in rows:
+        assert row["max abs diff fast vs readable"] <= ELMO_PATHS_ATOL, row["model"]
+        assert row["fast tok/s"] > 0 and row["readable tok/s"] > 0
