@@ -1,0 +1,116 @@
+"""A fast inference path for BertModel, beside the explicit one in model.py (which stays the reference).
+
+Legend: B batch · T tokens · D hidden · H heads · Dh head dim · F ffn dim · N real tokens in a batch
+
+Same maths as `BertModel.forward` (Devlin et al. 2019 §3; Vaswani et al. 2017 Eq. 1 and 2), with
+the work reordered and fused:
+  - query, key and value come from one matmul against a stacked (3D, D) weight;
+  - attention is `F.scaled_dot_product_attention` (no probabilities are materialised);
+  - LayerNorm and GELU are PyTorch's fused kernels (`F.layer_norm`, `F.gelu`), the twins that
+    tests/unit/test_bert_ops.py pins the hand-written ops to;
+  - the position-wise layers (projections, feed-forward, LayerNorm) run on the N real tokens
+    only: padding is packed away before them and scattered back for attention.
+The stacked QKV weight is cached on the attention module, keyed on the parameters' identities
+and version counters, so an in-place change to query/key/value (loading, an optimizer step)
+rebuilds it: the fused copy cannot go stale.
+
+Inference only: no dropout, no attention maps, no hidden states. tests/unit/test_bert_fast.py
+pins it to the explicit path within 1e-5 on padded batches.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_CACHE_ATTR = "_fast_qkv_cache"
+
+
+def fused_qkv(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3D, D) weight and (3D,) bias stacking query, key, value; rebuilt whenever any changed."""
+    params = (attn.query.weight, attn.query.bias, attn.key.weight, attn.key.bias,
+              attn.value.weight, attn.value.bias)
+    key = tuple((id(p), p._version) for p in params)
+    cached = attn.__dict__.get(_CACHE_ATTR)
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            weight = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight])  # 3 x (D, D) -> (3D, D)
+            bias = torch.cat([attn.query.bias, attn.key.bias, attn.value.bias])  # 3 x (D,) -> (3D,)
+        cached = (key, weight, bias)
+        attn.__dict__[_CACHE_ATTR] = cached  # a plain attribute: never saved, never a parameter
+    return cached[1], cached[2]
+
+
+def layer_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    return F.layer_norm(x, norm.weight.shape, norm.weight, norm.bias, norm.eps)
+
+
+def activation(x: torch.Tensor, ffn: nn.Module, name: str) -> torch.Tensor:
+    """F.gelu (exact erf form) for BERT's "gelu"; any other activation as the model computes it."""
+    return F.gelu(x) if name == "gelu" else ffn.activation(x)
+
+
+def last_hidden_state(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      token_type_ids: torch.Tensor) -> torch.Tensor:
+    """input_ids, attention_mask, token_type_ids (B, T) -> last_hidden_state (B, T, D).
+
+    Padded positions of the result hold zeros (the explicit path leaves values there that no
+    caller uses; pooling masks them either way)."""
+    config = model.config
+    B, T = input_ids.shape
+    H, Dh = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+    D = config.hidden_size
+    emb = model.embeddings
+    real = attention_mask.bool()  # (B, T)
+    packed = real.reshape(-1).nonzero().squeeze(1)  # (N,) flat indices of real tokens
+    positions = torch.arange(T, device=input_ids.device).expand(B, T).reshape(-1)[packed]  # (N,)
+    ids, types = input_ids.reshape(-1)[packed], token_type_ids.reshape(-1)[packed]  # (N,)
+
+    # Same order of additions as model.Embeddings: word + type, then + position.
+    hidden = emb.word_embeddings(ids) + emb.token_type_embeddings(types)  # (N, D)
+    hidden = layer_norm(hidden + emb.position_embeddings(positions), emb.norm)  # (N, D)
+
+    attn_mask = torch.zeros(B, 1, 1, T, dtype=hidden.dtype, device=hidden.device)
+    attn_mask.masked_fill_(~real[:, None, None, :], torch.finfo(hidden.dtype).min)  # (B, 1, 1, T)
+    for layer in model.encoder.layers:
+        attn = layer.attn
+        weight, bias = fused_qkv(attn)
+        qkv = F.linear(hidden, weight, bias)  # (N, D) -> (N, 3D)
+        padded = qkv.new_zeros(B * T, 3 * D)
+        padded[packed] = qkv  # (N, 3D) -> (B*T, 3D): back to rectangles for attention
+        q, k, v = padded.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # (B*T, 3D) -> 3 x (B, H, T, Dh)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, Dh)
+        context = context.transpose(1, 2).reshape(B * T, D)[packed]  # (B, H, T, Dh) -> (N, D)
+        hidden = layer_norm(hidden + attn.out_proj(context), layer.attn_norm)  # (N, D)
+        ffn = layer.ffn
+        inner = activation(ffn.ffn_in(hidden), ffn, config.hidden_act)  # (N, D) -> (N, F)
+        hidden = layer_norm(hidden + ffn.ffn_out(inner), layer.ffn_norm)  # (N, F) -> (N, D)
+
+    out = hidden.new_zeros(B * T, D)
+    out[packed] = hidden
+    return out.view(B, T, D)  # (N, D) -> (B, T, D)
+
+
+def map_batches(fn, batches: list) -> list:
+    """[fn(batch) for batch in batches], run as one single-threaded batch per available thread.
+
+    On a few cores, many of a batch's ops (GELU, LayerNorm, attention's small matmuls) are too
+    small to split across threads efficiently, so whole batches in parallel use the cores better
+    than intra-op threads do. The result is the same: each batch is computed exactly as alone.
+    torch's thread setting is global to the process, so the caller's value is put back at the end.
+    """
+    threads = torch.get_num_threads()
+    if threads < 2 or len(batches) < 2:
+        return [fn(batch) for batch in batches]
+
+    def single_threaded(batch):
+        torch.set_num_threads(1)  # this worker's ops run on its own core
+        with torch.inference_mode():  # grad mode is per thread; the caller's does not carry over
+            return fn(batch)
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(threads, len(batches))) as pool:
+            return list(pool.map(single_threaded, batches))
+    finally:
+        torch.set_num_threads(threads)
