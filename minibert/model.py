@@ -4,7 +4,7 @@ Legend: B batch · T tokens · D hidden · H heads · Dh head dim (D / H) · F f
 
 The attention is scaled dot-product attention, Vaswani et al. 2017 Eq. 1:
     Attention(Q, K, V) = softmax(Q K^T / sqrt(Dh)) V
-Each encoder layer is post-LN (Vaswani et al. 2017 §5.4, as BERT uses it):
+Each encoder layer is post-LN, LayerNorm(x + Sublayer(x)) (Vaswani et al. 2017 §3.1, as BERT uses it):
     x = LayerNorm(x + Attention(x));  x = LayerNorm(x + FFN(x))
 
 Checked against transformers 5.24 `models/bert/modeling_bert.py` (BertModel, eager attention) to
