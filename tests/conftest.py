@@ -34,8 +34,8 @@ def bert_minilm_reference():
 
 @pytest.fixture(scope="session")
 def bert_minilm_batch():
-    """The seed's sentences plus a short and a long one, tokenized by the reference tokenizer
-    (tokenizers, from the shipped tokenizer.json) into one padded batch."""
+    """The seed's sentences plus a short one, a long one and a sentence pair, tokenized by the
+    reference tokenizer (tokenizers, from the shipped tokenizer.json) into one padded batch."""
     import tokenizers
     import torch
     import weights
@@ -49,6 +49,7 @@ def bert_minilm_batch():
         "Hi",
         "A much longer sentence, with punctuation; numbers like 3.14159 and rare words such as "
         "antidisestablishmentarianism, so that the rest of the batch is padded.",
+        ("Is the river bank flooded?", "No, the water is low."),  # a pair: token_type_ids 1 appear
     ]
     encodings = tokenizer.encode_batch(texts)
     return {

@@ -69,7 +69,8 @@ def test_sentence_alone_equals_sentence_in_padded_batch(bert_minilm, bert_minilm
         together = bert_minilm(**bert_minilm_batch)
         for row in range(len(bert_minilm_batch["input_ids"])):
             n = int(bert_minilm_batch["attention_mask"][row].sum())
-            alone = bert_minilm(bert_minilm_batch["input_ids"][row:row + 1, :n])
+            alone = bert_minilm(bert_minilm_batch["input_ids"][row:row + 1, :n],
+                                token_type_ids=bert_minilm_batch["token_type_ids"][row:row + 1, :n])
             torch.testing.assert_close(together.last_hidden_state[row, :n], alone.last_hidden_state[0],
                                        rtol=MINILM_RTOL, atol=MINILM_ATOL)
             torch.testing.assert_close(together.pooler_output[row], alone.pooler_output[0],
