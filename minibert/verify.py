@@ -74,7 +74,9 @@ def format_diffs(rows: list[LayerDiff], atol: float = DEFAULT_ATOL) -> str:
     lines += [f"{row.name:<22} {row.max_abs_diff:.3e}{'   <-- above ' + format(atol, 'g') if not row.max_abs_diff <= atol else ''}"
               for row in rows]
     first = first_divergence(rows, atol)
-    lines.append(f"first diverging stage: {first.name}" if first else f"all stages within {atol:g}")
+    worst = max(rows, key=lambda row: row.max_abs_diff)
+    lines.append(f"first diverging stage: {first.name}" if first else
+                 f"all stages within {atol:g} (largest: {worst.name}, {worst.max_abs_diff:.3e})")
     return "\n".join(lines)
 
 
