@@ -74,13 +74,14 @@ class SentenceEncoder:
         tokenizer = Tokenizer.from_pretrained(transformer_dir)
         if pooling_dir is not None:
             pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
+            sbert_file = transformer_dir / "sentence_bert_config.json"
+            sbert = json.loads(sbert_file.read_text(encoding="utf-8")) if sbert_file.is_file() else {}
         else:
-            # No modules.json: sentence-transformers wraps a plain BERT with mean pooling.
+            # No modules.json: a plain BERT checkpoint. sentence-transformers then wraps it with mean
+            # pooling and no Normalize, and ignores any sentence_bert_config.json; so do we.
             pooling_config = pooling.PoolingConfig(model.config.hidden_size, ("mean",))
-
-        sbert_file = transformer_dir / "sentence_bert_config.json"
-        sbert = json.loads(sbert_file.read_text(encoding="utf-8")) if sbert_file.is_file() else {}
-        # Without sentence_bert_config.json, sentence-transformers caps at what both model and
+            sbert = {}
+        # With no max_seq_length given, sentence-transformers caps at what both the model and the
         # tokenizer can take.
         limits = [model.config.max_position_embeddings, tokenizer.model_max_length]
         max_seq_length = sbert.get("max_seq_length") or min(n for n in limits if n is not None)

