@@ -44,7 +44,6 @@ class SentenceEncoder:
         pooling_config: pooling.PoolingConfig,
         max_seq_length: int,
         normalize: bool,
-        do_lower_case: bool = False,
     ):
         if pooling_config.word_embedding_dimension != model.config.hidden_size:
             raise ValueError(
@@ -56,7 +55,6 @@ class SentenceEncoder:
         self.pooling_config = pooling_config
         self.max_seq_length = max_seq_length
         self.normalize = normalize  # the default of encode(normalize=None)
-        self.do_lower_case = do_lower_case
 
     @property
     def dimension(self) -> int:
@@ -83,9 +81,13 @@ class SentenceEncoder:
             sbert = {}
         # With no max_seq_length given, sentence-transformers caps at what both the model and the
         # tokenizer can take.
-        limits = [model.config.max_position_embeddings, tokenizer.model_max_length]
-        max_seq_length = sbert.get("max_seq_length") or min(n for n in limits if n is not None)
-        return cls(model, tokenizer, pooling_config, max_seq_length, normalize, sbert.get("do_lower_case", False))
+        # NOTE (deviation): a max_seq_length above max_position_embeddings is capped too;
+        # sentence-transformers 6.2 keeps it and then fails inside BERT on long texts.
+        limits = [model.config.max_position_embeddings, sbert.get("max_seq_length") or tokenizer.model_max_length]
+        max_seq_length = min(n for n in limits if n is not None)
+        if sbert.get("do_lower_case", False):
+            tokenizer.lowercase_before_normalizing()
+        return cls(model, tokenizer, pooling_config, max_seq_length, normalize)
 
     @torch.inference_mode()
     def encode(
@@ -113,8 +115,6 @@ class SentenceEncoder:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if normalize is None:
             normalize = self.normalize
-        if self.do_lower_case:
-            texts = [text.lower() for text in texts]
 
         # Longest texts first, so each batch holds texts of similar length and little padding
         # (sentence-transformers does the same, by character count); `order` undoes it at the end.

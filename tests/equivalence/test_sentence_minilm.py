@@ -208,3 +208,25 @@ def test_tokenizer_by_name_equals_tokenizer_by_directory(ours, minilm_dir):
     by_dir = Tokenizer.from_pretrained(minilm_dir)
     for key, value in by_name(CORPUS).items():
         torch.testing.assert_close(value, by_dir(CORPUS)[key], rtol=0, atol=0)
+
+
+def test_do_lower_case_and_max_seq_length_cap_like_sentence_transformers(minilm_dir, tmp_path):
+    """A cased tokenizer (built from vocab.txt) with sentence_bert_config's do_lower_case: true,
+    and a max_seq_length (1000) beyond the 512 position embeddings, which must be capped."""
+    leave_out = ("tokenizer.json", "tokenizer_config.json", "sentence_bert_config.json")
+    directory = _linked_copy(minilm_dir, tmp_path, leave_out=leave_out)
+    tokenizer_config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    (directory / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "do_lower_case": False}))
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 1000, "do_lower_case": True}))
+    texts = ["HELLO [MASK] World", "The BANK approved it.", "word " * 600]
+
+    encoder = SentenceEncoder.from_pretrained(directory)
+    assert encoder.max_seq_length == 512
+    reference = SentenceTransformer(str(directory), device="cpu")
+    # sentence-transformers keeps 1000 and would fail inside BERT on a text over 512 word pieces;
+    # we cap instead (a NOTE (deviation) in minibert/sentence.py), so compare at the capped length.
+    assert reference.max_seq_length == 1000
+    reference.max_seq_length = 512
+    assert_vectors_close(encoder.encode(texts), reference.encode(texts, batch_size=1))
+    # The special token written in the text survives lowercasing, as in sentence-transformers.
+    assert encoder.tokenizer(texts[0], return_offsets=True)["tokens"][0] == ["[CLS]", "hello", "[MASK]", "world", "[SEP]"]
