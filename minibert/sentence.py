@@ -117,7 +117,8 @@ class SentenceEncoder:
             normalize = self.normalize
 
         # Longest texts first, so each batch holds texts of similar length and little padding
-        # (sentence-transformers does the same, by character count); `order` undoes it at the end.
+        # (sentence-transformers does the same, by character count). Each batch's vectors are written
+        # back at its texts' own rows, which keeps the caller's order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         vectors = torch.zeros(len(texts), self.dimension)  # (N, D)
         num_batches = -(-len(texts) // batch_size)
