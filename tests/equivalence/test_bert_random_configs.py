@@ -112,6 +112,17 @@ def test_bert_prefixed_pretraining_checkpoint_loads_and_ignores_heads():
     assert_layers_close(ours_out, ref_out, inputs["attention_mask"], atol=RANDOM_ATOL)
 
 
+def test_classification_checkpoint_ignores_its_task_head():
+    reference = build_reference(transformers.BertForSequenceClassification, seed=2, num_labels=3, **TINY)
+    ours = save_and_load_ours(reference)
+    assert set(ours.load_report.ignored) >= {"classifier.weight", "classifier.bias"}
+    inputs = random_batch(2, 2, 6, TINY["vocab_size"], 2)
+    with torch.no_grad():
+        ours_out = ours(**inputs, output_hidden_states=True, output_attentions=True)
+        ref_out = reference.bert(**inputs, output_hidden_states=True, output_attentions=True)
+    assert_layers_close(ours_out, ref_out, inputs["attention_mask"], atol=RANDOM_ATOL)
+
+
 def test_masked_lm_checkpoint_has_no_pooler():
     reference = build_reference(transformers.BertForMaskedLM, seed=1, **TINY)
     ours = save_and_load_ours(reference)
