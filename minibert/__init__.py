@@ -2,3 +2,7 @@
 
 from minibert.config import BertConfig
 from minibert.model import BertModel, BertOutput
+
+# bert-sentence: tokenizer, sentence encoder
+from minibert.tokenizer import Tokenizer
+from minibert.sentence import SentenceEncoder
