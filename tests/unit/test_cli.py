@@ -66,7 +66,7 @@ def test_verify_dispatches_to_run_verify(monkeypatch):
     monkeypatch.setattr(minibert.verify, "run_verify", lambda texts, name: calls.append((texts, name)) or 7)
     assert main(["verify", "one text", "two", "--model", "some-dir"]) == 7
     assert main(["verify"]) == 7
-    assert calls == [(["one text", "two"], "some-dir"), (None, "all-MiniLM-L6-v2")]
+    assert calls == [(["one text", "two"], "some-dir"), (SEED_SENTENCES, "all-MiniLM-L6-v2")]
 
 
 def test_missing_weights_is_a_message_not_a_traceback(capsys, tmp_path):
