@@ -125,6 +125,19 @@ def test_mismatched_mask_shape(model):
         model(torch.ones(2, 3, dtype=torch.long), attention_mask=torch.ones(2, 4, dtype=torch.long))
 
 
+def test_mask_values_other_than_zero_and_one(model):
+    # A mask of 2s would flip the additive mask's sign and overflow to inf; refuse it up front.
+    with pytest.raises(ValueError, match=r"attention_mask must hold only 1 .* and 0 .*, got values \[0, 2\]"):
+        model(torch.ones(1, 3, dtype=torch.long), attention_mask=torch.tensor([[2, 2, 0]]))
+
+
+def test_boolean_mask_is_accepted(model, batch):
+    with torch.no_grad():
+        as_bool = model(batch["input_ids"], attention_mask=batch["attention_mask"].bool())
+        as_long = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+    torch.testing.assert_close(as_bool.last_hidden_state, as_long.last_hidden_state, rtol=0, atol=0)
+
+
 def test_mismatched_token_type_shape(model):
     with pytest.raises(ValueError, match=r"token_type_ids must have the shape of input_ids"):
         model(torch.ones(2, 3, dtype=torch.long), token_type_ids=torch.zeros(3, dtype=torch.long))

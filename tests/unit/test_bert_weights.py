@@ -6,6 +6,7 @@ key table in reverse), so no reference library is needed.
 
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -257,3 +258,13 @@ def test_sha256_is_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
     assert first == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc"), FIPS 180-2 example
     monkeypatch.setattr(common.hashlib, "sha256", lambda: pytest.fail("hashed twice"))
     assert common.sha256_of(path) == first
+
+
+def test_hf_cache_without_refs_takes_the_newest_snapshot(tmp_path, monkeypatch, tiny_model):
+    repo_dir = tmp_path / "hub" / "models--someone--tiny-bert"
+    old = write_checkpoint(repo_dir / "snapshots" / "aaa", hf_tensors(tiny_model))
+    new = write_checkpoint(repo_dir / "snapshots" / "bbb", hf_tensors(tiny_model))
+    os.utime(old, (1_000_000, 1_000_000))
+    os.utime(new, (2_000_000, 2_000_000))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert weights.resolve("someone/tiny-bert") == new
