@@ -65,22 +65,25 @@ class MinibertTeaching:
         self.encoder = minibert.SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
 
     def encode(self, texts):
-        import torch
-
         import pooling
+        from minibert import fast
 
         encoder = self.encoder
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # as SentenceEncoder.encode
+        # The same pipeline as SentenceEncoder.encode (length-sorted batches, run in parallel);
+        # only the model path differs.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[start:start + BATCH_SIZE] for start in range(0, len(texts), BATCH_SIZE)]
+        tokenized = [encoder.tokenizer([texts[i] for i in ids], max_length=encoder.max_seq_length,
+                                       padding=True, truncation=True) for ids in batches]
+
+        def embed(enc):
+            result = encoder.model(enc["input_ids"], attention_mask=enc["attention_mask"],
+                                   token_type_ids=enc["token_type_ids"], output_attentions=True)
+            return pooling.normalize(pooling.mean(result.last_hidden_state, enc["attention_mask"]))
+
         out = np.empty((len(texts), encoder.model.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(texts), BATCH_SIZE):
-                batch = order[start:start + BATCH_SIZE]
-                enc = encoder.tokenizer([texts[i] for i in batch], max_length=encoder.max_seq_length,
-                                        padding=True, truncation=True)
-                result = encoder.model(enc["input_ids"], attention_mask=enc["attention_mask"],
-                                       token_type_ids=enc["token_type_ids"], output_attentions=True)
-                pooled = pooling.mean(result.last_hidden_state, enc["attention_mask"])  # (B, T, D) -> (B, D)
-                out[batch] = pooling.normalize(pooled).numpy()
+        for ids, vectors in zip(batches, fast.map_batches(embed, tokenized)):
+            out[ids] = vectors.numpy()
         return out
 
 

@@ -32,21 +32,7 @@ def sentences(batch: int, steps: int) -> list[list[str]]:
 
 
 def set_fast(bilm, fast: bool) -> None:
-    # TODO(bench): becomes `bilm.fast_path = fast` once the switch lives in minielmo/bilm.py.
-    import types
-
-    from minielmo import fast as fast_path
-
-    def fast_layer(self, layer, forward_input, backward_input, mask, states):
-        return fast_path.bilstm_layer(self.forward_layers[layer], self.backward_layers[layer],
-                                      forward_input, backward_input, mask, states)
-
-    if fast:
-        bilm._bilstm_layer = types.MethodType(fast_layer, bilm)
-        bilm.char_cnn.forward = lambda char_ids: fast_path.char_cnn(bilm.char_cnn, char_ids)
-    else:
-        bilm.__dict__.pop("_bilstm_layer", None)
-        bilm.char_cnn.__dict__.pop("forward", None)
+    bilm.fast_path = fast
 
 
 def bench_model(label: str, options_file, weight_file, options: dict, batch: int, steps: int,

@@ -18,6 +18,9 @@ Inference only: no dropout, no attention maps, no hidden states. tests/unit/test
 pins it to the explicit path within 1e-5 on padded batches.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -51,12 +54,18 @@ def activation(x: torch.Tensor, ffn: nn.Module, name: str) -> torch.Tensor:
     return F.gelu(x) if name == "gelu" else ffn.activation(x)
 
 
-def last_hidden_state(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      token_type_ids: torch.Tensor) -> torch.Tensor:
-    """input_ids, attention_mask, token_type_ids (B, T) -> last_hidden_state (B, T, D).
+def last_hidden_state(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                      token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """`model(input_ids, attention_mask, token_type_ids).last_hidden_state`, computed faster.
 
-    Padded positions of the result hold zeros (the explicit path leaves values there that no
-    caller uses; pooling masks them either way)."""
+    input_ids, attention_mask, token_type_ids (B, T), with the same defaults and input checks as
+    BertModel.forward -> (B, T, D). Padded positions of the result hold zeros (the explicit path
+    leaves values there that no caller uses; pooling masks them either way)."""
+    model.check_inputs(input_ids, attention_mask, token_type_ids)
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if token_type_ids is None:
+        token_type_ids = torch.zeros_like(input_ids)
     config = model.config
     B, T = input_ids.shape
     H, Dh = config.num_attention_heads, config.hidden_size // config.num_attention_heads
@@ -92,17 +101,20 @@ def last_hidden_state(model: nn.Module, input_ids: torch.Tensor, attention_mask:
     return out.view(B, T, D)  # (N, D) -> (B, T, D)
 
 
-def map_batches(fn, batches: list) -> list:
-    """[fn(batch) for batch in batches], run as one single-threaded batch per available thread.
+def map_batches(fn, batches: list) -> Iterator:
+    """Yield fn(batch) for each batch, in order, computing one single-threaded batch per thread.
 
     On a few cores, many of a batch's ops (GELU, LayerNorm, attention's small matmuls) are too
     small to split across threads efficiently, so whole batches in parallel use the cores better
-    than intra-op threads do. The result is the same: each batch is computed exactly as alone.
-    torch's thread setting is global to the process, so the caller's value is put back at the end.
+    than intra-op threads do. Each batch is computed exactly as it would be alone, in inference
+    mode. torch's thread setting is global to the process; the caller's value is put back.
     """
     threads = torch.get_num_threads()
     if threads < 2 or len(batches) < 2:
-        return [fn(batch) for batch in batches]
+        for batch in batches:
+            with torch.inference_mode():
+                yield fn(batch)
+        return
 
     def single_threaded(batch):
         torch.set_num_threads(1)  # this worker's ops run on its own core
@@ -111,6 +123,6 @@ def map_batches(fn, batches: list) -> list:
 
     try:
         with ThreadPoolExecutor(max_workers=min(threads, len(batches))) as pool:
-            return list(pool.map(single_threaded, batches))
+            yield from pool.map(single_threaded, batches)
     finally:
         torch.set_num_threads(threads)
