@@ -13,6 +13,8 @@ import numpy as np
 # The reference libraries must never reach for a model hub; every file is local.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # keep the bench's stderr readable
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 BATCH_SIZE = 32
 

@@ -103,7 +103,8 @@ def bench_elmo(settings, log) -> dict:
     header = list(rows[0])
     markdown = ["## ELMo biLM: readable loop vs fast path (tokens/s, batch sentences x tokens)", "",
                 markdown_table(header, [[row[h] for h in header] for row in rows]), "",
-                "dense-only: the same model's convolutions and matmuls at the same shapes (recurrent "
+                "dense-only: the same model's matmuls at the same shapes (char convolutions as matmuls over "
+                "unfolded windows, recurrent "
                 "step batched over both directions), with no gates, clipping, masking or Python "
                 "bookkeeping: the matmul-bound rate.", ""]
     return {"rows": rows, "markdown": markdown}

@@ -32,7 +32,7 @@ def test_quick_bench_writes_every_table(quick_results):
     for name, row in rows.items():
         assert row["sent/s"] > 0 and math.isfinite(row["sent/s"]), name
         assert len(row["samples s"]) == 3, f"{name}: expected 3 interleaved repeats"
-    assert rows["minibert"]["peak RSS MiB"] > 0
+    assert results["bert"]["memory"]["minibert"]["peak_rss_mb"] > 0
 
 
 def test_quick_bench_embeddings_match_sentence_transformers(quick_results):
