@@ -6,7 +6,8 @@ P projection · C cell · 2 directions (forward, backward)
 Same maths as `CharCNN` and `LstmCellWithProjection` (Peters et al. 2018 §3.4; Sak et al. 2014),
 with the work reordered so that fewer, larger operations do it:
   - CharCNN: each convolution is one matmul over unfolded character windows
-    (B*T*(W-w+1), w*E) @ (w*E, K_i); PyTorch's conv1d is slow for channels this few.
+    (n*(W-w+1), w*E) @ (w*E, K_i), on chunks of n tokens small enough that the outputs are
+    max-pooled while still in cache (PyTorch's conv1d is slow for channels this few).
   - biLSTM: the input half of every gate, W x_t + b, is one matmul over all time steps. The
     backward direction reads each row reversed *within its own length*, so both directions step
     forward together and each step is one batched matmul (2, B, P) @ (2, P, 4C) for the pair.
@@ -31,21 +32,33 @@ from torch import nn
 # ---------------------------------------------------------------------------------- char CNN
 
 
+# Tokens per chunk are chosen so that one chunk's convolution outputs, (tokens, W, K) floats, stay
+# near this many bytes: small enough to be max-pooled while still in cache.
+CNN_CHUNK_BYTES = 4 * 2**20
+
+
 def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
     """Drop-in for `cnn(char_ids)` (a bilm.CharCNN): char_ids (B, T, W) -> (B, T, P)."""
     B, T, W = char_ids.shape
-    chars = cnn.char_embedding(char_ids.reshape(B * T, W))  # (B, T, W) -> (B*T, W, E)
-    E = chars.shape[-1]
-    features = []
-    for conv in cnn.convs:
-        width, count = conv.kernel_size[0], conv.out_channels
-        windows = chars.unfold(1, width, 1).transpose(2, 3)  # (B*T, W, E) -> (B*T, W-w+1, w, E)
-        windows = windows.reshape(-1, width * E)  # -> (B*T*(W-w+1), w*E)
-        kernel = conv.weight.permute(2, 1, 0).reshape(width * E, count)  # (K_i, E, w) -> (w*E, K_i)
-        convolved = (windows @ kernel).view(B * T, W - width + 1, count)  # (B*T, W-w+1, K_i)
-        # max(x + b) == max(x) + b exactly (rounding is monotonic), so the bias is added after.
-        features.append(convolved.amax(dim=1) + conv.bias)  # (B*T, K_i)
-    token = torch.cat(features, dim=-1)  # (B*T, K)
+    flat = char_ids.reshape(B * T, W)  # (B, T, W) -> (B*T, W)
+    K = sum(conv.out_channels for conv in cnn.convs)
+    chunk = min(1024, max(16, CNN_CHUNK_BYTES // (4 * W * K)))
+    # (K_i, E, w) -> (w*E, K_i): the kernel as a matrix over one unfolded window
+    kernels = [conv.weight.permute(2, 1, 0).reshape(-1, conv.out_channels) for conv in cnn.convs]
+    pooled = []
+    for start in range(0, B * T, chunk):
+        chars = cnn.char_embedding(flat[start:start + chunk])  # (n, W) -> (n, W, E)
+        n, _, E = chars.shape
+        features = []
+        for conv, kernel in zip(cnn.convs, kernels):
+            width = conv.kernel_size[0]
+            windows = chars.unfold(1, width, 1).transpose(2, 3)  # (n, W, E) -> (n, W-w+1, w, E)
+            windows = windows.reshape(-1, width * E)  # -> (n*(W-w+1), w*E)
+            convolved = (windows @ kernel).view(n, W - width + 1, -1)  # (n, W-w+1, K_i)
+            features.append(convolved.amax(dim=1))  # max over character positions: (n, K_i)
+        pooled.append(torch.cat(features, dim=-1))  # K_i's -> (n, K)
+    # max(x + b) == max(x) + b exactly (rounding is monotonic), so the biases are added after.
+    token = torch.cat(pooled) + torch.cat([conv.bias for conv in cnn.convs])  # (B*T, K)
     token = torch.relu(token) if cnn.activation == "relu" else torch.tanh(token)
     token = cnn.projection(cnn.highway(token))  # (B*T, K) -> (B*T, P)
     return token.view(B, T, -1)  # (B*T, P) -> (B, T, P)
@@ -54,23 +67,25 @@ def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- biLSTM
 
 
-def _recurrence(gates_from_input: torch.Tensor, mask: torch.Tensor, all_active: List[bool],
-                hidden: torch.Tensor, memory: torch.Tensor, hidden_to_gates: torch.Tensor,
-                projection: torch.Tensor, cell_clip: float, proj_clip: float):
-    """The time loop for both directions at once.
+def _recurrence(gates: torch.Tensor, mask: torch.Tensor, all_active: List[bool], hidden: torch.Tensor,
+                memory: torch.Tensor, hidden_to_gates: torch.Tensor, projection: torch.Tensor,
+                cell_clip: float, proj_clip: float):
+    """The time loop for both directions at once, time-major.
 
-    gates_from_input (2, B, T, 4C), gate order (i, f, o, g); mask (B, T) bool; all_active[t] is
-    True when every row is real at step t; hidden (2, B, P); memory (2, B, C);
-    hidden_to_gates (2, P, 4C); projection (2, C, P); a clip of 0 means no clipping.
-    Returns outputs (2, B, T, P), zero where mask is False, and the final hidden and memory.
+    gates (2, T, B, 4C): W x_t + b for every step, gate order (i, f, o, g), time-major so that
+    each step reads one contiguous block. mask (T, B) bool; all_active[t] is True
+    when every row is real at step t; hidden (2, B, P); memory (2, B, C); hidden_to_gates
+    (2, P, 4C); projection (2, C, P); a clip of 0 means no clipping.
+    Returns outputs (2, T, B, P), zero where mask is False, and the final hidden and memory.
     """
-    T = gates_from_input.shape[2]
+    T = gates.shape[1]
     C = memory.shape[2]
-    outputs = gates_from_input.new_zeros(2, hidden.shape[1], T, hidden.shape[2])
+    outputs = gates.new_zeros(2, T, hidden.shape[1], hidden.shape[2])
     for t in range(T):
-        gates = torch.baddbmm(gates_from_input[:, :, t], hidden, hidden_to_gates)  # (2, B, P) @ (2, P, 4C) -> (2, B, 4C)
-        sig = torch.sigmoid(gates[:, :, :3 * C])  # i, f, o at once: (2, B, 3C)
-        new_memory = torch.addcmul(sig[:, :, C:2 * C] * memory, sig[:, :, :C], torch.tanh(gates[:, :, 3 * C:]))
+        step = torch.baddbmm(gates[:, t], hidden, hidden_to_gates)  # (2, B, P) @ (2, P, 4C) -> (2, B, 4C)
+        sig = step[:, :, :3 * C].sigmoid_()  # i, f, o at once: (2, B, 3C)
+        candidate = step[:, :, 3 * C:].tanh_()  # g: (2, B, C)
+        new_memory = torch.addcmul(sig[:, :, C:2 * C] * memory, sig[:, :, :C], candidate)
         if cell_clip > 0:
             new_memory = new_memory.clamp_(-cell_clip, cell_clip)
         new_hidden = torch.bmm(sig[:, :, 2 * C:] * torch.tanh(new_memory), projection)  # (2, B, C) @ (2, C, P) -> (2, B, P)
@@ -78,13 +93,13 @@ def _recurrence(gates_from_input: torch.Tensor, mask: torch.Tensor, all_active: 
             new_hidden = new_hidden.clamp_(-proj_clip, proj_clip)
         if all_active[t]:
             hidden, memory = new_hidden, new_memory
-            outputs[:, :, t] = new_hidden
+            outputs[:, t] = new_hidden
         else:
             # Rows past their end keep their state, as in LstmCellWithProjection.forward.
-            active = mask[:, t].view(1, -1, 1)  # (B,) -> (1, B, 1)
+            active = mask[t].view(1, -1, 1)  # (B,) -> (1, B, 1)
             hidden = torch.where(active, new_hidden, hidden)
             memory = torch.where(active, new_memory, memory)
-            outputs[:, :, t] = new_hidden * active
+            outputs[:, t] = new_hidden * active
     return outputs, hidden, memory
 
 
@@ -149,15 +164,17 @@ def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_inpu
     w_input, bias, w_hidden, w_projection = fused_weights(forward_cell, backward_cell)
     lengths = mask.sum(dim=1)  # (B, T) -> (B,)
     inputs = torch.stack([forward_input, reverse_within_length(backward_input, lengths)])  # (2, B, T, P)
-    gates = torch.baddbmm(bias, inputs.view(2, B * T, P), w_input)  # (2, B*T, P) @ (2, P, 4C) -> (2, B*T, 4C)
-    gates = gates.view(2, B, T, 4 * C)  # (2, B*T, 4C) -> (2, B, T, 4C)
+    inputs = inputs.transpose(1, 2).reshape(2, T * B, P)  # (2, B, T, P) -> (2, T*B, P): time-major
+    gates = torch.baddbmm(bias, inputs, w_input)  # (2, T*B, P) @ (2, P, 4C) -> (2, T*B, 4C)
+    gates = gates.view(2, T, B, 4 * C)  # (2, T*B, 4C) -> (2, T, B, 4C)
 
     hidden = torch.stack([_state(states[0], 0, B, P, inputs), _state(states[1], 0, B, P, inputs)])  # (2, B, P)
     memory = torch.stack([_state(states[0], 1, B, C, inputs), _state(states[1], 1, B, C, inputs)])  # (2, B, C)
     all_active = mask.all(dim=0).tolist()  # one bool per step
     outputs, hidden, memory = _compiled_recurrence(
-        gates, mask, all_active, hidden, memory, w_hidden, w_projection,
+        gates, mask.t().contiguous(), all_active, hidden, memory, w_hidden, w_projection,
         float(forward_cell.cell_clip or 0.0), float(forward_cell.proj_clip or 0.0))
+    outputs = outputs.transpose(1, 2)  # (2, T, B, P) -> (2, B, T, P)
     backward_out = reverse_within_length(outputs[1], lengths)  # back to left-to-right positions
     return outputs[0], backward_out, ((hidden[0], memory[0]), (hidden[1], memory[1]))
 
