@@ -15,7 +15,7 @@ with the work reordered so that fewer, larger operations do it:
   - The time loop is TorchScript where available (less per-op overhead, which is most of the
     time for small models); where scripting fails it runs as the same plain Python function.
 Stacked weights are built on first use and cached on the cell, keyed on every parameter's
-identity and version counter: any in-place change to a weight rebuilds them, so the fused copy
+identity, storage and version counter: any change to a weight rebuilds them, so the fused copy
 can never silently go stale.
 
 tests/unit/test_elmo_fast.py pins this path to the readable one within 1e-5 on padded batches,
@@ -122,7 +122,7 @@ def fused_weights(forward_cell: nn.Module, backward_cell: nn.Module):
     input (2, P, 4C), bias (2, 1, 4C), hidden (2, P, 4C), projection (2, C, P). Cached on the
     forward cell and rebuilt whenever any parameter of either cell changed."""
     params = [p for cell in (forward_cell, backward_cell) for p in cell.parameters()]
-    key = tuple((id(p), p._version) for p in params)
+    key = tuple((id(p), p.data_ptr(), p._version) for p in params)
     cached = forward_cell.__dict__.get(_CACHE_ATTR)
     if cached is not None and cached[0] == key:
         return cached[1]
