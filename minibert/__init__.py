@@ -1,1 +1,7 @@
 """minibert: a readable BERT encoder (Devlin et al. 2019) that loads real checkpoints."""
+
+from minibert.config import BertConfig
+from minibert.model import BertModel, BertOutput
+
+# bert-sentence: tokenizer, sentence encoder
+from minibert.tokenizer import Tokenizer

@@ -1,0 +1,233 @@
+"""BERT's WordPiece tokenizer: a thin wrapper over the `tokenizers` library.
+
+B batch · T tokens (word pieces, [CLS]/[SEP]/[PAD] included)
+
+Devlin et al. 2019 §3 ("Input/Output Representations"): text is cut into WordPiece units from a
+30k vocabulary, framed as `[CLS] A [SEP]` (or `[CLS] A [SEP] B [SEP]` for a pair, with token type
+0 for A and 1 for B), and padded with [PAD] to a rectangle whose attention mask is 0 on padding.
+
+We do not re-implement WordPiece here (the tokenizer is not this project's lesson): the Rust
+`tokenizers` library does the splitting, exactly as `transformers` does. This file only
+  - builds that pipeline from `tokenizer.json`, or from `vocab.txt` + `tokenizer_config.json` the
+    way transformers' `BertConverter` does when a checkpoint has no tokenizer.json;
+  - reproduces `AutoTokenizer(...)(texts, padding=..., truncation=..., max_length=...,
+    return_tensors="pt")`'s padding and truncation rules;
+  - exposes the word pieces and their character offsets, for teaching.
+
+Checked against transformers 5.24 (`TokenizersBackend`, `convert_slow_tokenizer.BertConverter`)
+with tokenizers 0.23. Left out: stride/overflowing tokens, left padding, pad_to_multiple_of,
+pre-tokenized input, decoding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer as RustTokenizer
+from tokenizers.models import WordPiece
+
+_PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
+_TRUNCATION = {
+    True: "longest_first",
+    "longest_first": "longest_first",
+    "only_first": "only_first",
+    "only_second": "only_second",
+    False: None,
+    "do_not_truncate": None,
+}
+
+
+def _token_text(value) -> str:
+    """Special tokens are plain strings in old configs and AddedToken dicts in newer ones."""
+    return value["content"] if isinstance(value, dict) else value
+
+
+def _check_texts(texts, name: str) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]  # one text is a batch of one, as with transformers
+    if not isinstance(texts, (list, tuple)):
+        raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
+    return list(texts)
+
+
+class Tokenizer:
+    """Text -> input_ids / attention_mask / token_type_ids, identical to transformers' BERT tokenizer."""
+
+    def __init__(self, backend: RustTokenizer, pad_token: str = "[PAD]", model_max_length: int | None = None):
+        self.backend = backend
+        self.pad_token = pad_token
+        self.pad_token_id = backend.token_to_id(pad_token)
+        if self.pad_token_id is None:
+            raise ValueError(f"pad token {pad_token!r} is not in the vocabulary")
+        self.model_max_length = model_max_length  # None: no limit unless the caller gives max_length
+
+    # ----- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path) -> Tokenizer:
+        """Load from a directory, or from a model name that `weights.resolve` knows (no network)."""
+        directory = Path(name_or_dir)
+        if not directory.is_dir():
+            # Imported here so the tokenizer stays usable on a plain directory without weights/.
+            from weights import resolve
+
+            directory = resolve(name_or_dir)
+        config_file = directory / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        pad_token = _token_text(config.get("pad_token", "[PAD]"))
+        # transformers uses a huge sentinel (int(1e30)) when the config names no limit; we use None.
+        model_max_length = config.get("model_max_length")
+        if not isinstance(model_max_length, int) or model_max_length >= 10**20:
+            model_max_length = None
+
+        if (directory / "tokenizer.json").is_file():
+            backend = RustTokenizer.from_file(str(directory / "tokenizer.json"))
+        elif (directory / "vocab.txt").is_file():
+            backend = cls._wordpiece_from_vocab(directory / "vocab.txt", config)
+        else:
+            raise FileNotFoundError(
+                f"no tokenizer in {directory}: expected tokenizer.json, or vocab.txt "
+                f"(+ tokenizer_config.json)"
+            )
+        return cls(backend, pad_token=pad_token, model_max_length=model_max_length)
+
+    @staticmethod
+    def _wordpiece_from_vocab(vocab_file: Path, config: dict) -> RustTokenizer:
+        """The BERT pipeline from a vocab file, as transformers' `BertConverter` builds it."""
+        cls_token = _token_text(config.get("cls_token", "[CLS]"))
+        sep_token = _token_text(config.get("sep_token", "[SEP]"))
+        unk_token = _token_text(config.get("unk_token", "[UNK]"))
+        pad_token = _token_text(config.get("pad_token", "[PAD]"))
+        mask_token = _token_text(config.get("mask_token", "[MASK]"))
+
+        # One word piece per line; the line number is the id.
+        lines = vocab_file.read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # the file's final newline ends the last line; it is not an empty token
+        vocab = {token: i for i, token in enumerate(lines)}
+        for token in (cls_token, sep_token, unk_token, pad_token):
+            if token not in vocab:
+                raise ValueError(f"{vocab_file}: special token {token!r} is missing from the vocabulary")
+
+        backend = RustTokenizer(WordPiece(vocab, unk_token=unk_token, max_input_chars_per_word=100))
+        # BertNormalizer: drop control chars and map whitespace to " " (clean_text), put spaces
+        # around CJK ideographs so each becomes its own word, optionally lowercase and strip accents
+        # (strip_accents=None means "follow lowercase", as in BERT's original BasicTokenizer).
+        backend.normalizer = normalizers.BertNormalizer(
+            clean_text=True,
+            handle_chinese_chars=config.get("tokenize_chinese_chars", True),
+            strip_accents=config.get("strip_accents"),
+            lowercase=config.get("do_lower_case", True),
+        )
+        backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # split on whitespace and punctuation
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{cls_token}:0 $A:0 {sep_token}:0",
+            pair=f"{cls_token}:0 $A:0 {sep_token}:0 $B:1 {sep_token}:1",
+            special_tokens=[(cls_token, vocab[cls_token]), (sep_token, vocab[sep_token])],
+        )
+        backend.decoder = decoders.WordPiece(prefix="##")
+        # Special tokens written in the text ("[MASK]") stay whole; they are matched before
+        # normalisation (normalized=False), so lowercasing cannot break them.
+        specials = [t for t in (pad_token, unk_token, cls_token, sep_token, mask_token) if t in vocab]
+        backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+        return backend
+
+    # ----- encoding -------------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def convert_ids_to_tokens(self, ids) -> list[str]:
+        return [self.backend.id_to_token(int(i)) for i in ids]
+
+    def __call__(
+        self,
+        texts: str | list[str],
+        text_pairs: str | list[str] | None = None,
+        max_length: int | None = None,
+        padding: bool | str = True,
+        truncation: bool | str = True,
+        return_offsets: bool = False,
+    ) -> dict:
+        """Tokenize a batch of texts (or text pairs) into (B, T) LongTensors.
+
+        Same rules as transformers: padding=True/"longest" pads to the longest text in the batch,
+        "max_length" to `max_length` (default: model_max_length), False not at all (then every text
+        must have the same length to make a tensor). truncation=True/"longest_first" cuts to
+        `max_length` (default: model_max_length), special tokens included.
+
+        Returns a dict with "input_ids", "token_type_ids", "attention_mask" (LongTensor (B, T)) and,
+        when return_offsets, "tokens" (the word pieces per text, [CLS]/[SEP]/[PAD] included) and
+        "offsets" ((start, end) character spans into the text; (0, 0) for special tokens and pad).
+        """
+        texts = _check_texts(texts, "texts")
+        if text_pairs is not None:
+            text_pairs = _check_texts(text_pairs, "text_pairs")
+            if len(text_pairs) != len(texts):
+                raise ValueError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs; they pair up one to one")
+        if padding not in _PADDING:
+            raise ValueError(f"padding must be one of {list(_PADDING)}, got {padding!r}")
+        if truncation not in _TRUNCATION:
+            raise ValueError(f"truncation must be one of {list(_TRUNCATION)}, got {truncation!r}")
+        if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
+            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+
+        limit = max_length if max_length is not None else self.model_max_length
+        self._configure(limit, _PADDING[padding], _TRUNCATION[truncation], is_pair=text_pairs is not None)
+        # NOTE: like transformers, this sets padding/truncation on the shared Rust tokenizer before
+        # every call, so one Tokenizer must not be called from several threads at once.
+        inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
+        try:
+            encodings = self.backend.encode_batch(inputs, add_special_tokens=True)
+        except Exception as error:  # the Rust library raises a bare Exception
+            if "Truncation error" not in str(error):
+                raise
+            # e.g. truncation="only_first" when the second text alone is longer than max_length.
+            raise ValueError(f"cannot truncate to max_length={limit} with truncation={truncation!r}: {error}") from None
+
+        lengths = {len(e.ids) for e in encodings}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"the texts have different lengths {sorted(lengths)} in word pieces and cannot form one "
+                f"tensor; use padding=True (or truncation with padding='max_length')"
+            )
+        T = lengths.pop() if lengths else 0
+        batch = {
+            "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long).reshape(-1, T),
+            "token_type_ids": torch.tensor([e.type_ids for e in encodings], dtype=torch.long).reshape(-1, T),
+            "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long).reshape(-1, T),
+        }
+        if return_offsets:
+            batch["tokens"] = [list(e.tokens) for e in encodings]
+            batch["offsets"] = [[tuple(span) for span in e.offsets] for e in encodings]
+        return batch
+
+    def _configure(self, limit: int | None, padding: str | None, truncation: str | None, is_pair: bool) -> None:
+        if truncation is not None and limit is not None:
+            specials = self.backend.num_special_tokens_to_add(is_pair)
+            # NOTE (deviation): below this, the tokenizers library silently skips truncation and
+            # transformers passes that through; we refuse rather than return an untruncated batch.
+            if limit < specials:
+                raise ValueError(
+                    f"max_length={limit} leaves no room for text: {specials} special tokens are added "
+                    f"to each {'pair' if is_pair else 'text'}"
+                )
+            self.backend.enable_truncation(limit, strategy=truncation)
+        else:
+            self.backend.no_truncation()
+
+        if padding == "max_length":
+            if limit is None:
+                raise ValueError("padding='max_length' needs max_length: this tokenizer has no model_max_length")
+            self.backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=limit)
+        elif padding == "longest":
+            self.backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=None)
+        else:
+            self.backend.no_padding()

@@ -1,0 +1,204 @@
+"""minibert.Tokenizer against transformers.AutoTokenizer on the all-MiniLM-L6-v2 files."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from transformers import AutoTokenizer
+
+from minibert import Tokenizer
+
+KEYS = ("input_ids", "token_type_ids", "attention_mask")
+
+CORPUS = [
+    "The bank approved my loan application.",
+    "",
+    "   \t\n ",
+    "Héllo WÖRLD, naïve café résumé!",
+    "机器学习很有趣。日本語のテキスト",
+    "emoji 😀🚀 and flags 🇫🇷 and a zero\u200bwidth joiner",
+    "[MASK] is special but [mask] and [ CLS ] are not; [SEP][PAD][UNK]",
+    "e\u0301 combining accents, ﬁ ligature, Ａ full-width, \x00 nul, \x7f del",
+    "unbelievably " * 30 + "supercalifragilisticexpialidocious" * 5,
+    "word " * 600,  # far beyond the 512-token model_max_length
+]
+PAIRS = ["a short second text", "", "机器", "word " * 300, "x", "", "[MASK]", "y y y", "z", "é"]
+
+
+@pytest.fixture(scope="module")
+def ours(minilm_dir):
+    return Tokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def reference(minilm_dir):
+    return AutoTokenizer.from_pretrained(str(minilm_dir))
+
+
+def assert_same_ids(ours_batch, reference_batch):
+    for key in KEYS:
+        # Token ids are integers: they must be identical, so the tolerance is zero.
+        torch.testing.assert_close(ours_batch[key], reference_batch[key], rtol=0, atol=0, msg=lambda m: f"{key}: {m}")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(padding=True, truncation=True),
+        dict(padding="longest", truncation="longest_first", max_length=16),
+        dict(padding="max_length", truncation=True, max_length=40),
+        dict(padding="max_length", truncation=True),  # pads to model_max_length (512)
+        dict(padding=True, truncation=True, max_length=2),  # [CLS] [SEP] only
+        dict(padding=True, truncation=False),
+    ],
+    ids=str,
+)
+def test_batch_matches_auto_tokenizer(ours, reference, options):
+    assert_same_ids(ours(CORPUS, **options), reference(CORPUS, return_tensors="pt", **options))
+
+
+@pytest.mark.parametrize("truncation", [True, "only_first", "only_second"])
+def test_pairs_match_auto_tokenizer(ours, reference, truncation):
+    options = dict(padding=True, truncation=truncation, max_length=24)
+    # only_first / only_second cannot shorten a pair whose *other* text alone overflows, so the
+    # untouched side is kept short there.
+    texts = [t[:20] for t in CORPUS] if truncation == "only_second" else CORPUS
+    pairs = [t[:20] for t in PAIRS] if truncation == "only_first" else PAIRS
+    assert_same_ids(ours(texts, pairs, **options), reference(texts, pairs, return_tensors="pt", **options))
+
+
+def test_single_string_is_a_batch_of_one(ours, reference):
+    assert_same_ids(ours("One text."), reference("One text.", return_tensors="pt"))
+
+
+def test_padding_false_with_equal_lengths_gives_tensors(ours, reference):
+    texts = ["same length", "also same"]
+    assert_same_ids(ours(texts, padding=False), reference(texts, padding=False, return_tensors="pt"))
+
+
+def test_tokens_and_offsets_match_auto_tokenizer(ours, reference):
+    batch = ours(CORPUS[:8], return_offsets=True)
+    expected = reference(CORPUS[:8], padding=True, truncation=True, return_offsets_mapping=True)
+    assert batch["tokens"] == [reference.convert_ids_to_tokens(ids) for ids in expected["input_ids"]]
+    assert batch["offsets"] == [[tuple(span) for span in spans] for spans in expected["offset_mapping"]]
+    # Teaching view: each word piece's span points at the text it came from.
+    tokens, offsets = batch["tokens"][3], batch["offsets"][3]
+    assert tokens[1] == "hello" and CORPUS[3][slice(*offsets[1])] == "Héllo"
+    assert tokens[0] == "[CLS]" and offsets[0] == (0, 0)
+
+
+def test_long_text_is_truncated_to_model_max_length(ours):
+    assert ours.model_max_length == 512  # from tokenizer_config.json
+    batch = ours(["word " * 600])
+    assert batch["input_ids"].shape == (1, 512)
+    assert batch["input_ids"][0, -1].item() == 102  # [SEP] survives truncation
+
+
+# ----- property-based: arbitrary unicode --------------------------------------------------------
+
+# Random unicode (every category except surrogates, which Python strings can hold but UTF-8 cannot)
+# mixed with pieces that exercise BERT's special rules: special tokens, CJK, accents, emoji, ##.
+_PIECES = st.sampled_from(["[MASK]", "[CLS]", "[mask]", "中文", "é", "e\u0301", "😀", "##ing", " ", "\t", "\u3000"])
+_TEXT = st.lists(st.one_of(st.text(max_size=12), _PIECES), max_size=8).map("".join)
+_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@_SETTINGS
+@given(texts=st.lists(_TEXT, min_size=1, max_size=4))
+def test_arbitrary_unicode_matches_auto_tokenizer(ours, reference, texts):
+    assert_same_ids(ours(texts), reference(texts, padding=True, truncation=True, return_tensors="pt"))
+
+
+@_SETTINGS
+@given(pairs=st.lists(st.tuples(_TEXT, _TEXT), min_size=1, max_size=3), max_length=st.integers(3, 20))
+def test_arbitrary_unicode_pairs_match_auto_tokenizer(ours, reference, pairs, max_length):
+    firsts, seconds = [a for a, _ in pairs], [b for _, b in pairs]
+    assert_same_ids(
+        ours(firsts, seconds, max_length=max_length),
+        reference(firsts, seconds, max_length=max_length, padding=True, truncation=True, return_tensors="pt"),
+    )
+
+
+# ----- building WordPiece from vocab.txt when there is no tokenizer.json -------------------------
+
+
+@pytest.fixture(scope="module")
+def vocab_only_dir(minilm_dir, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("vocab_only")
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copy(minilm_dir / name, directory / name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def from_vocab(vocab_only_dir):
+    return Tokenizer.from_pretrained(vocab_only_dir)
+
+
+def test_vocab_built_pipeline_equals_tokenizer_json(ours, from_vocab):
+    assert from_vocab.model_max_length == ours.model_max_length
+    for options in (dict(), dict(max_length=16), dict(padding="max_length", max_length=40)):
+        assert_same_ids(from_vocab(CORPUS, **options), ours(CORPUS, **options))
+    assert_same_ids(from_vocab(CORPUS, PAIRS, max_length=24), ours(CORPUS, PAIRS, max_length=24))
+
+
+@_SETTINGS
+@given(texts=st.lists(_TEXT, min_size=1, max_size=4))
+def test_vocab_built_pipeline_equals_tokenizer_json_on_arbitrary_unicode(ours, from_vocab, texts):
+    assert_same_ids(from_vocab(texts), ours(texts))
+
+
+def test_vocab_built_pipeline_follows_config_flags(minilm_dir, tmp_path):
+    """Cased, accent-keeping, no CJK splitting: the config flags reach the normaliser."""
+    shutil.copy(minilm_dir / "vocab.txt", tmp_path / "vocab.txt")
+    config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    config.update(do_lower_case=False, strip_accents=False, tokenize_chinese_chars=False)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    reference = AutoTokenizer.from_pretrained(str(tmp_path))
+    assert_same_ids(Tokenizer.from_pretrained(tmp_path)(CORPUS), reference(CORPUS, padding=True, truncation=True, return_tensors="pt"))
+
+
+# ----- bad input gets a clear error --------------------------------------------------------------
+
+
+def test_non_string_text_names_its_index(ours):
+    with pytest.raises(TypeError, match=r"texts\[2\] is int"):
+        ours(["a", "b", 3])
+    with pytest.raises(TypeError, match=r"text_pairs\[0\] is NoneType"):
+        ours(["a"], [None])
+    with pytest.raises(TypeError, match="texts must be a str or a list of str"):
+        ours(b"bytes are not text")
+
+
+def test_pairs_length_mismatch(ours):
+    with pytest.raises(ValueError, match="got 2 texts but 1 text_pairs"):
+        ours(["a", "b"], ["c"])
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        (dict(padding="longest_first"), "padding must be one of"),
+        (dict(truncation="shortest"), "truncation must be one of"),
+        (dict(max_length=0), "max_length must be a positive int"),
+        (dict(max_length=1), "max_length=1 leaves no room for text"),
+        (dict(padding=False), "different lengths"),
+    ],
+    ids=lambda v: str(v),
+)
+def test_bad_options(ours, options, message):
+    with pytest.raises(ValueError, match=message):
+        ours(["one", "two words"], **options)
+
+
+def test_impossible_one_sided_truncation(ours):
+    with pytest.raises(ValueError, match="cannot truncate to max_length=10 with truncation='only_first'"):
+        ours(["a"], ["b " * 40], truncation="only_first", max_length=10)
+
+
+def test_directory_without_tokenizer_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="expected tokenizer.json, or vocab.txt"):
+        Tokenizer.from_pretrained(tmp_path)

