@@ -1,0 +1,118 @@
+"""ElmoConfig: every size of an ELMo biLM, read from the options.json it was released with.
+
+The field names are those of bilm-tf's options.json (Peters et al. 2018, released code), flattened
+out of its two sections "lstm" and "char_cnn". Only `cell_size` (options: lstm.dim) and
+`char_embedding_dim` (options: char_cnn.embedding.dim) are renamed, because a bare `dim` says
+nothing once the sections are flattened.
+
+Nothing here is a constant of one model: the small, medium and original ELMo files differ only in
+these numbers, so every size the model uses comes from here.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# The character vocabulary is fixed by the byte encoding (see characters.py): 256 UTF-8 byte values
+# + 5 special characters = 261 ids, shifted by +1 so that 0 can mean "padding token".
+NUM_CHAR_IDS = 262
+
+
+@dataclass(frozen=True)
+class ElmoConfig:
+    # lstm section
+    projection_dim: int  # P: the LSTM hidden state after projection, and the token embedding size
+    cell_size: int  # C: options "lstm.dim", the LSTM memory cell size
+    n_layers: int
+    cell_clip: float | None  # clip the memory cell to [-cell_clip, cell_clip]; None/0 = off
+    proj_clip: float | None  # clip the projected hidden state likewise; None/0 = off
+    use_skip_connections: bool  # residual connection around every LSTM layer but the first
+    # char_cnn section
+    filters: tuple[tuple[int, int], ...]  # (width, number of filters) per convolution
+    n_highway: int
+    char_embedding_dim: int  # E: options "char_cnn.embedding.dim"
+    n_characters: int  # 262 in released files (261 ids + padding row); 261 in training options
+    max_characters_per_token: int  # W: 50 in every released file
+    activation: str  # "relu" or "tanh", applied after the max-pool over character positions
+
+    def __post_init__(self):
+        if self.activation not in ("relu", "tanh"):
+            raise ValueError(f"char_cnn.activation must be 'relu' or 'tanh', got {self.activation!r}")
+        # bilm-tf trains with 261 characters and is told 262 at inference, once the padding row
+        # exists; both name the same vocabulary, which batch_to_ids fixes at NUM_CHAR_IDS ids.
+        if self.n_characters not in (NUM_CHAR_IDS - 1, NUM_CHAR_IDS):
+            raise ValueError(f"char_cnn.n_characters must be 261 or 262, got {self.n_characters}")
+        for name in ("projection_dim", "cell_size", "n_layers", "char_embedding_dim",
+                     "max_characters_per_token"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def num_filters(self) -> int:
+        """K: the char-CNN output width, the sum of all filter counts."""
+        return sum(count for _, count in self.filters)
+
+    @classmethod
+    def from_options(cls, options: dict, source: str = "options") -> "ElmoConfig":
+        """Build from a parsed options.json. A missing or mistyped key raises ValueError naming
+        the key and `source` (the file)."""
+        if not isinstance(options, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(options).__name__}")
+
+        def need(convert, section: str, *keys: str):
+            value, path = options, ""
+            for key in (section, *keys):
+                path = f"{path}.{key}" if path else key
+                if not isinstance(value, dict) or key not in value:
+                    raise ValueError(f"{source}: missing key '{path}'")
+                value = value[key]
+            try:
+                return convert(value)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{source}: bad value {value!r} for '{path}' ({error})") from None
+
+        def clip(value):  # null or 0 in options.json means "no clipping"
+            return None if value is None else float(value)
+
+        def filters(value):
+            return tuple((int(width), int(count)) for width, count in value)
+
+        return cls(
+            projection_dim=need(int, "lstm", "projection_dim"),
+            cell_size=need(int, "lstm", "dim"),
+            n_layers=need(int, "lstm", "n_layers"),
+            cell_clip=need(clip, "lstm", "cell_clip"),
+            proj_clip=need(clip, "lstm", "proj_clip"),
+            use_skip_connections=need(bool, "lstm", "use_skip_connections"),
+            filters=need(filters, "char_cnn", "filters"),
+            n_highway=need(int, "char_cnn", "n_highway"),
+            char_embedding_dim=need(int, "char_cnn", "embedding", "dim"),
+            n_characters=need(int, "char_cnn", "n_characters"),
+            max_characters_per_token=need(int, "char_cnn", "max_characters_per_token"),
+            activation=need(str, "char_cnn", "activation"),
+        )
+
+    @classmethod
+    def from_options_file(cls, path: str | Path) -> "ElmoConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ELMo options file not found: {path}")
+        try:
+            options = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from error
+        return cls.from_options(options, source=str(path))
+
+    def to_options(self) -> dict:
+        """The inverse of from_options: an options.json-shaped dict (used by the converter)."""
+        return {
+            "lstm": {"projection_dim": self.projection_dim, "dim": self.cell_size,
+                     "n_layers": self.n_layers, "cell_clip": self.cell_clip,
+                     "proj_clip": self.proj_clip,
+                     "use_skip_connections": self.use_skip_connections},
+            "char_cnn": {"filters": [list(f) for f in self.filters], "n_highway": self.n_highway,
+                         "embedding": {"dim": self.char_embedding_dim},
+                         "n_characters": self.n_characters,
+                         "max_characters_per_token": self.max_characters_per_token,
+                         "activation": self.activation},
+        }

@@ -1,0 +1,67 @@
+"""Elmo: the biLM plus one ScalarMix per requested representation (Peters et al. 2018, Eq. 1, §3.3).
+
+Shape legend: B batch · T tokens · P projection · D = 2P representation width
+
+The biLM runs once; each of the `num_output_representations` outputs has its own ScalarMix
+(e.g. one for a task model's input layer and one for its output layer, as in the paper's SQuAD
+model). The <S> and </S> positions the biLM adds are removed unless keep_sentence_boundaries.
+
+Checked against: allennlp 0.9.0 modules/elmo.py (Elmo). Left out: the word-vector cache, inputs
+with more than 3 dimensions, fixed scalar-mix parameters.
+"""
+
+import torch
+from torch import nn
+
+from .bilm import BiLM
+from .scalar_mix import ScalarMix
+
+
+class Elmo(nn.Module):
+    def __init__(self, bilm: BiLM, num_output_representations: int = 1, dropout: float = 0.0,
+                 do_layer_norm: bool = False, keep_sentence_boundaries: bool = False):
+        super().__init__()
+        if num_output_representations < 1:
+            raise ValueError(f"num_output_representations must be >= 1, "
+                             f"got {num_output_representations}")
+        self.bilm = bilm
+        self.scalar_mixes = nn.ModuleList(ScalarMix(bilm.num_layers, do_layer_norm)
+                                          for _ in range(num_output_representations))
+        # NOTE (deviation): the reference defaults to dropout 0.5; the default here is 0.0, so a
+        # model that is not put in eval mode still gives the deterministic representation.
+        self.dropout = nn.Dropout(dropout)
+        self.keep_sentence_boundaries = keep_sentence_boundaries
+
+    @classmethod
+    def from_files(cls, options_file, weight_file, num_output_representations: int = 1,
+                   dropout: float = 0.0, do_layer_norm: bool = False,
+                   keep_sentence_boundaries: bool = False, stateful: bool = False) -> "Elmo":
+        bilm = BiLM.from_files(options_file, weight_file, stateful=stateful)
+        return cls(bilm, num_output_representations, dropout, do_layer_norm,
+                   keep_sentence_boundaries).eval()
+
+    def reset_states(self) -> None:
+        self.bilm.reset_states()
+
+    def forward(self, char_ids: torch.Tensor) -> dict:
+        """char_ids (B, T, W) from batch_to_ids ->
+        {"elmo_representations": num_output_representations tensors (B, T, 2P), "mask": (B, T)}
+        (T + 2 instead of T with keep_sentence_boundaries). Padded positions are zero."""
+        bilm_output = self.bilm(char_ids)
+        layers, mask = bilm_output["activations"], bilm_output["mask"]  # L+1 x (B, T+2, D), (B, T+2)
+        if self.keep_sentence_boundaries:
+            output_mask = mask
+        else:
+            # Row i holds <S> at 0, tokens at 1..n_i, </S> at n_i + 1; dropping the first and last
+            # column keeps the tokens, and mask[:, 2:] is True exactly on positions 0..n_i - 1.
+            output_mask = mask[:, 2:]  # (B, T+2) -> (B, T)
+        representations = []
+        for scalar_mix in self.scalar_mixes:
+            mixed = scalar_mix(layers, mask)  # (B, T+2, D)
+            if not self.keep_sentence_boundaries:
+                mixed = mixed[:, 1:-1]  # (B, T+2, D) -> (B, T, D)
+            # NOTE (deviation): the reference leaves layer-normalised padding non-zero when it
+            # keeps the boundaries; padding is zero here in every configuration.
+            mixed = mixed * output_mask.unsqueeze(-1)
+            representations.append(self.dropout(mixed))
+        return {"elmo_representations": representations, "mask": output_mask}

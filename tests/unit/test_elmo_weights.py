@@ -1,0 +1,202 @@
+"""weights/elmo_hdf5.py and weights/elmo_convert.py: transforms, strictness, errors, conversion."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import minielmo
+from minielmo import BiLM, batch_to_ids
+from weights import elmo_hdf5
+from weights.elmo_convert import convert, save_converted
+
+pytestmark = pytest.mark.usefixtures("elmo_single_thread")
+
+REPO = Path(__file__).resolve().parents[2]
+# The converted model holds the very same float32 numbers and runs the same code: bit-identical.
+CONVERTED_ATOL = 0.0
+SENTENCES = [["Converted", "models", "agree", "."], ["Yes", "!"], []]
+
+
+def tiny_config():
+    return minielmo.ElmoConfig.from_options_file(minielmo.FIXTURE_OPTIONS)
+
+
+def test_gate_reorder_and_forget_bias():
+    cfg = tiny_config()
+    C = cfg.cell_size
+    tf_bias = np.concatenate([np.full(C, v, np.float32) for v in (1.0, 2.0, 3.0, 4.0)])  # i j f o
+    torch_bias = elmo_hdf5.lstm_bias(tf_bias, cfg)
+    # (i, f + 1.0, j, o): forget gate moved to second place and given TF's run-time +1.0.
+    np.testing.assert_array_equal(torch_bias[::C], [1.0, 4.0, 2.0, 4.0])
+    np.testing.assert_array_equal(tf_bias[::C], [1.0, 2.0, 3.0, 4.0])  # input not modified
+
+
+def test_lstm_kernel_split_input_rows_first():
+    cfg = tiny_config()
+    P, C = cfg.projection_dim, cfg.cell_size
+    kernel = np.zeros((2 * P, 4 * C), np.float32)
+    kernel[:P] = 1.0  # rows acting on x_t
+    assert elmo_hdf5.lstm_input_weights(kernel, cfg).shape == (4 * C, P)
+    assert (elmo_hdf5.lstm_input_weights(kernel, cfg) == 1).all()
+    assert (elmo_hdf5.lstm_hidden_weights(kernel, cfg) == 0).all()
+
+
+def test_char_embedding_and_conv_kernel_layouts():
+    cfg = tiny_config()
+    table = np.arange(261 * 4, dtype=np.float32).reshape(261, 4)
+    padded = elmo_hdf5.char_embedding_with_pad_row(table, cfg)
+    assert padded.shape == (262, 4) and (padded[0] == 0).all() and (padded[1:] == table).all()
+    kernel = np.random.default_rng(0).normal(size=(1, 3, 4, 16)).astype(np.float32)  # 1, w, E, K
+    torch_kernel = elmo_hdf5.conv_kernel_tf_to_torch(kernel, cfg)
+    assert torch_kernel.shape == (16, 4, 3)
+    assert torch_kernel[5, 2, 1] == kernel[0, 1, 2, 5]  # [out, in, position]
+
+
+def test_fixture_loads_every_parameter_and_every_dataset():
+    model = BiLM(tiny_config())
+    report = elmo_hdf5.load_hdf5_into(model, minielmo.FIXTURE_WEIGHTS)
+    assert sorted(report["loaded"]) == sorted(name for name, _ in model.named_parameters())
+    assert report["missing"] == [] and report["ignored"] == []
+
+
+@pytest.mark.parametrize("language", ["es", "fr", "it"])
+def test_multilingual_weight_files_load_unchanged(elmo_fixture_dir, language):
+    folder = elmo_fixture_dir / "multilingual" / language
+    bilm = BiLM.from_files(folder / "options.json", folder / "weights.hdf5")
+    tiny = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    with torch.no_grad():
+        out = bilm(batch_to_ids(SENTENCES))["activations"][-1]
+        assert torch.isfinite(out).all()
+        assert not torch.equal(out, tiny(batch_to_ids(SENTENCES))["activations"][-1])
+
+
+# ------------------------------------------------------------------------------- bad files
+
+
+def copy_fixture(tmp_path: Path) -> tuple[Path, Path]:
+    options = tmp_path / "options.json"
+    weights = tmp_path / "lm_weights.hdf5"
+    shutil.copy(minielmo.FIXTURE_OPTIONS, options)
+    shutil.copy(minielmo.FIXTURE_WEIGHTS, weights)
+    return options, weights
+
+
+def edit_options(options: Path, edit) -> None:
+    data = json.loads(options.read_text())
+    edit(data)
+    options.write_text(json.dumps(data))
+
+
+def test_missing_hdf5_dataset_names_dataset_and_file(tmp_path):
+    options, weights = copy_fixture(tmp_path)
+    with h5py.File(weights, "r+") as file:
+        del file["CNN_high_1/b_carry"]
+    with pytest.raises(ValueError, match=r"lm_weights\.hdf5: dataset 'CNN_high_1/b_carry' is missing"):
+        BiLM.from_files(options, weights)
+
+
+@pytest.mark.parametrize("section, key", [("lstm", "dim"), ("char_cnn", "filters"),
+                                          ("lstm", "proj_clip"), ("char_cnn", "n_highway")])
+def test_options_missing_key(tmp_path, section, key):
+    options, weights = copy_fixture(tmp_path)
+    edit_options(options, lambda d: d[section].pop(key))
+    with pytest.raises(ValueError, match=rf"options\.json: missing key '{section}\.{key}'"):
+        BiLM.from_files(options, weights)
+
+
+def test_options_disagreeing_with_weight_shapes(tmp_path):
+    options, weights = copy_fixture(tmp_path)
+    edit_options(options, lambda d: d["lstm"].update(projection_dim=32))
+    with pytest.raises(ValueError, match=r"'CNN_proj/W_proj' gives shape \(16, 124\) but model "
+                                         r"parameter 'char_cnn.projection.weight' has shape \(32, 124\)"):
+        BiLM.from_files(options, weights)
+
+
+def test_options_with_fewer_layers_than_the_file(tmp_path):
+    options, weights = copy_fixture(tmp_path)
+    edit_options(options, lambda d: d["char_cnn"].update(n_highway=1))
+    with pytest.raises(ValueError, match=r"datasets \['CNN_high_1/W_carry'.*are not used"):
+        BiLM.from_files(options, weights)
+
+
+def test_options_with_more_layers_than_the_file(tmp_path):
+    options, weights = copy_fixture(tmp_path)
+    edit_options(options, lambda d: d["lstm"].update(n_layers=3))
+    with pytest.raises(ValueError, match=r"dataset 'RNN_0/RNN/MultiRNNCell/Cell2/LSTMCell/W_0' is missing"):
+        BiLM.from_files(options, weights)
+
+
+def test_bad_option_value_and_bad_files(tmp_path):
+    options, weights = copy_fixture(tmp_path)
+    edit_options(options, lambda d: d["lstm"].update(n_layers="two"))
+    with pytest.raises(ValueError, match=r"bad value 'two' for 'lstm\.n_layers'"):
+        BiLM.from_files(options, weights)
+    options.write_text("{not json")
+    with pytest.raises(ValueError, match=r"options\.json: not valid JSON"):
+        BiLM.from_files(options, weights)
+    with pytest.raises(FileNotFoundError, match="options file not found"):
+        BiLM.from_files(tmp_path / "nope.json", weights)
+    with pytest.raises(FileNotFoundError, match="weight file not found"):
+        BiLM.from_files(minielmo.FIXTURE_OPTIONS, tmp_path / "nope.hdf5")
+    not_hdf5 = tmp_path / "broken.hdf5"
+    not_hdf5.write_bytes(b"not an hdf5 file")
+    with pytest.raises(ValueError, match=r"broken\.hdf5: not a readable HDF5"):
+        BiLM.from_files(minielmo.FIXTURE_OPTIONS, not_hdf5)
+
+
+# ------------------------------------------------------------------------------- conversion
+
+
+def test_converted_model_loads_without_h5py_and_is_identical(tmp_path):
+    options, weights = convert(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS, tmp_path / "out")
+    original = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    with torch.no_grad():
+        expected = original(batch_to_ids(SENTENCES))["activations"]
+    # A fresh interpreter in which `import h5py` fails: loading must not need it.
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["h5py"] = None
+        import numpy as np, torch
+        torch.set_num_threads(1)
+        from minielmo import BiLM, batch_to_ids
+        bilm = BiLM.from_files({str(options)!r}, {str(weights)!r})
+        assert "h5py" not in sys.modules or sys.modules["h5py"] is None
+        with torch.no_grad():
+            layers = bilm(batch_to_ids({SENTENCES!r}))["activations"]
+        np.savez({str(tmp_path / "converted.npz")!r}, *[layer.numpy() for layer in layers])
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True)
+    converted = np.load(tmp_path / "converted.npz")
+    assert len(converted.files) == len(expected)
+    for k, layer in enumerate(expected):
+        torch.testing.assert_close(torch.from_numpy(converted[f"arr_{k}"]), layer, rtol=0,
+                                   atol=CONVERTED_ATOL)
+
+
+def test_converted_options_round_trip_and_strict_safetensors(tmp_path):
+    model = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    options, weights = save_converted(model, tmp_path)
+    assert minielmo.ElmoConfig.from_options_file(options) == model.config
+    tensors = load_file(str(weights))
+    tensors.pop("char_cnn.projection.bias")
+    tensors["extra.weight"] = torch.zeros(1)
+    save_file(tensors, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(ValueError, match=r"bad\.safetensors: tensors \['char_cnn\.projection\.bias'\] are missing"):
+        BiLM.from_files(options, tmp_path / "bad.safetensors")
+
+
+def test_convert_command_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "weights.elmo_convert", str(minielmo.FIXTURE_OPTIONS),
+         str(tmp_path / "missing.hdf5"), str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2 and "weight file not found" in result.stderr
