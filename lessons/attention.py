@@ -53,30 +53,16 @@ def head_roles(mass: np.ndarray) -> list[list[str]]:
             for best_l, mass_l in zip(best, mass)]
 
 
-def attention_modules(model) -> list[torch.nn.Module]:
-    """The self-attention module of each layer, in order: the modules that own a `query` and a
-    `key` projection. Found by structure so the lesson reads minibert's own layers."""
-    found = [m for m in model.modules()
-             if isinstance(getattr(m, "query", None), torch.nn.Linear)
-             and isinstance(getattr(m, "key", None), torch.nn.Linear)]
-    if len(found) != model.config.num_hidden_layers:
-        raise RuntimeError(f"expected {model.config.num_hidden_layers} attention modules with "
-                           f"query/key projections, found {len(found)}")
-    return found
-
-
 @torch.no_grad()
 def qk_scores(model, hidden_in: torch.Tensor, layer: int, head: int) -> torch.Tensor:
-    """Pre-softmax scores q·k / sqrt(Dh) of one head, from the layer's own projections.
+    """Pre-softmax scores q·k / sqrt(Dh) of one head, from the layer's own `query`/`key`
+    projections and its own head split (minibert.model.MultiHeadSelfAttention).
 
     hidden_in (1, T, D) is the input of `layer` (0-based), i.e. hidden_states[layer]."""
-    attn = attention_modules(model)[layer]
-    H = model.config.num_attention_heads
-    _, T, D = hidden_in.shape
-    Dh = D // H
-    q = attn.query(hidden_in).view(1, T, H, Dh)[0, :, head]  # (1, T, D) -> (T, Dh)
-    k = attn.key(hidden_in).view(1, T, H, Dh)[0, :, head]  # (1, T, D) -> (T, Dh)
-    return q @ k.T / math.sqrt(Dh)  # (T, Dh) @ (Dh, T) -> (T, T); no padding, so no mask
+    attn = model.encoder.layers[layer].attn
+    q = attn.split_heads(attn.query(hidden_in))[0, head]  # (1, T, D) -> (1, H, T, Dh) -> (T, Dh)
+    k = attn.split_heads(attn.key(hidden_in))[0, head]  # (1, T, D) -> (1, H, T, Dh) -> (T, Dh)
+    return q @ k.T / math.sqrt(attn.head_dim)  # (T, Dh) @ (Dh, T) -> (T, T); one sentence, no padding mask
 
 
 def _plot_layers(plt, probs, tokens, entropy, out: Path, written: list[Path]) -> None:
