@@ -180,11 +180,16 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def format_table(header: list[str], rows: list[list], floatfmt: str = "{:.3f}") -> str:
-    """A plain fixed-width text table (no third-party dependency)."""
+    """A plain fixed-width text table (no third-party dependency): numbers right-aligned,
+    text left-aligned."""
     cells = [[floatfmt.format(c) if isinstance(c, float) else str(c) for c in row] for row in rows]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) for i in range(len(header))]
     widths = [max(len(str(h)), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
-    line = lambda row: "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
-                                  for i, (c, w) in enumerate(zip(row, widths)))
+
+    def line(row):
+        return "  ".join((c.rjust(w) if num else c.ljust(w))
+                         for c, w, num in zip(map(str, row), widths, numeric)).rstrip()
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, cells)])
 
 
