@@ -61,10 +61,22 @@ def lesson_options(name: str, args: argparse.Namespace) -> dict:
 
 
 def run_lesson(name: str, out, **options) -> dict:
+    """Run one lesson by name (the CLI and the tests both come through here)."""
     if name not in LESSONS:
         raise LessonError(f"unknown lesson {name!r}; choose one of: {', '.join(LESSONS)}, all")
     module = importlib.import_module(f"lessons.{LESSONS[name][0]}")
     return module.run(prepare_out(out), **options)
+
+
+def run_lessons(names: list[str], out, options_for=lambda name: {}) -> dict[str, dict]:
+    """Run lessons in turn, with a banner and timing each; returns their numbers by name."""
+    results = {}
+    for name in names:
+        print(f"\n{'=' * 78}\nlesson: {name}\n{'=' * 78}")
+        start = time.perf_counter()
+        results[name] = run_lesson(name, out, **options_for(name))
+        print(f"({name} took {time.perf_counter() - start:.1f} s)")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,13 +94,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.lesson not in LESSONS:
                 raise LessonError(f"unknown lesson {args.lesson!r}; choose one of: {', '.join(LESSONS)}, all")
             names = [args.lesson]
+        options = {name: lesson_options(name, args) for name in names}  # all checked up front
         out = prepare_out(args.out)
-        for name in names:
-            options = lesson_options(name, args)
-            print(f"\n{'=' * 78}\nlesson: {name}\n{'=' * 78}")
-            start = time.perf_counter()
-            run_lesson(name, out, **options)
-            print(f"({name} took {time.perf_counter() - start:.1f} s)")
+        run_lessons(names, out, options.get)
     except LessonError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
