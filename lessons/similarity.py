@@ -60,15 +60,16 @@ def run(out: Path, query: str | None = None) -> dict:
     if plt is None:
         print("\n" + plots.VIZ_HINT)
     else:
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.25]})
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.25]},
+                                 layout="constrained")
         labels = [f"{n}: {short(s, 30)}" for n, s in zip(names, sentences)]
         image = plots.heatmap(axes[0], sims, labels, names, "Cosine similarity of the seed sentences",
-                              "sentence", "sentence", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
+                              "", "", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
         fig.colorbar(image, ax=axes[0], label="cosine similarity")
         top = results[:10][::-1]
         axes[1].barh([short(t, 48) for _, t in top], [s for s, _ in top], color="tab:blue")
         axes[1].tick_params(axis="y", labelsize=8)
-        axes[1].set_title(f"Top 10 for {short(query, 50)!r}")
+        axes[1].set_title(f"Semantic search, top 10 for {short(query, 44)!r}", fontsize=10)
         axes[1].set_xlabel("cosine similarity to the query")
         axes[1].set_ylabel("sentence")
         plots.save(fig, out / "similarity.png", written)
