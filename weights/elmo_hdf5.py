@@ -52,12 +52,17 @@ def conv_kernel_tf_to_torch(array: np.ndarray, config: ElmoConfig) -> np.ndarray
     return array[0].transpose(2, 1, 0)  # (width, E, K) -> (K, E, width)
 
 
-def highway_gate(array: np.ndarray, config: ElmoConfig) -> np.ndarray:
+def highway_gate_weight(array: np.ndarray, config: ElmoConfig) -> np.ndarray:
     """TF names the gate 'carry' (W_carry, b_carry), but its sigmoid multiplies the *nonlinear*
     branch: y = g * relu(W_transform x) + (1 - g) * x. That is the paper's transform gate t, which
     our Highway keeps, so only the matmul layout changes. (allennlp instead negates W_carry and
     b_carry, turning g into 1 - g, because its Highway is written with a carry gate.)"""
-    return array.T if array.ndim == 2 else array
+    return array.T
+
+
+def highway_gate_bias(array: np.ndarray, config: ElmoConfig) -> np.ndarray:
+    """b_carry is the transform gate's bias, kept as is (see highway_gate_weight)."""
+    return array
 
 
 def tf_lstm_gates_to_torch(array: np.ndarray) -> np.ndarray:
@@ -106,8 +111,8 @@ TABLE = [
     ("char_cnn.convs.{i}.bias", "CNN/b_cnn_{i}", identity),
     ("char_cnn.highway.nonlinear.{k}.weight", "CNN_high_{k}/W_transform", transpose),
     ("char_cnn.highway.nonlinear.{k}.bias", "CNN_high_{k}/b_transform", identity),
-    ("char_cnn.highway.transform_gate.{k}.weight", "CNN_high_{k}/W_carry", highway_gate),
-    ("char_cnn.highway.transform_gate.{k}.bias", "CNN_high_{k}/b_carry", highway_gate),
+    ("char_cnn.highway.transform_gate.{k}.weight", "CNN_high_{k}/W_carry", highway_gate_weight),
+    ("char_cnn.highway.transform_gate.{k}.bias", "CNN_high_{k}/b_carry", highway_gate_bias),
     ("char_cnn.projection.weight", "CNN_proj/W_proj", transpose),
     ("char_cnn.projection.bias", "CNN_proj/b_proj", identity),
     ("{dir}_layers.{l}.input_to_gates.weight", LSTM + "/W_0", lstm_input_weights),

@@ -174,3 +174,44 @@ def test_elmo_keep_sentence_boundaries():
         output = elmo(batch_to_ids([["a", "b"], ["c"]]))
     assert output["elmo_representations"][0].shape[:2] == (2, 4)
     assert output["mask"].sum(dim=1).tolist() == [4, 3]
+
+
+# A readable 3x3 view of the reference, for documentation: copied from
+# tests/fixtures/elmo/lm_embeddings_0.hdf5, dataset "0", [0, :3, :3] (forward direction, first
+# three tokens "The U.S. Centers" of sentences[0][0], first three features), 7 decimals.
+EXPECTED_SLICE = torch.tensor([[1.8224438, 2.8207562, 0.5328439],
+                               [-0.5008021, -1.0439548, -2.7663023],
+                               [0.9911413, 0.2637637, -0.8146753]])
+# The slice was printed with 7 decimals, so it is exact to 5e-8; our model adds ~1e-6.
+EXPECTED_SLICE_ATOL = 1e-5
+
+
+def test_expected_slice(tiny_bilm, elmo_fixture_dir, elmo_sentences):
+    with h5py.File(elmo_fixture_dir / "lm_embeddings_0.hdf5", "r") as file:
+        torch.testing.assert_close(torch.from_numpy(file["0"][0, :3, :3]), EXPECTED_SLICE,
+                                   rtol=0, atol=1e-7)
+    batch = [elmo_sentences[k][0].split() for k in range(3)]
+    with torch.no_grad():
+        top = tiny_bilm(batch_to_ids(batch))["activations"][-1]  # (3, T+2, 2P)
+    torch.testing.assert_close(top[0, 1:4, :3], EXPECTED_SLICE, rtol=0, atol=EXPECTED_SLICE_ATOL)
+
+
+def test_stateful_keeps_state_by_batch_position_across_batch_sizes(elmo_sentences):
+    """The reference's rule when the batch size changes: row i continues from row i of the
+    previous call; rows a smaller batch lacks keep their state; rows a bigger batch adds start from
+    zero. So each row must equal a one-row stateful model fed that row's own sentences."""
+    a, b, c, d, e = (elmo_sentences[0][i].split()[:12] for i in range(5))
+    calls = [[a, b, c], [d, e], [c, a, b, e]]  # 3 rows, then 2, then 4
+    bilm = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS, stateful=True)
+    with torch.no_grad():
+        outputs = [bilm(batch_to_ids(batch))["activations"][-1] for batch in calls]
+        for row in range(4):
+            single = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS,
+                                     stateful=True)
+            for call, batch in enumerate(calls):
+                if row < len(batch):
+                    alone = single(batch_to_ids([batch[row]]))["activations"][-1][0]
+                    n = len(batch[row]) + 2
+                    torch.testing.assert_close(outputs[call][row, :n], alone[:n], rtol=0,
+                                               atol=BATCH_INVARIANCE_ATOL,
+                                               msg=lambda m: f"call {call}, row {row}: {m}")

@@ -200,3 +200,17 @@ def test_config_rejects_bad_values():
         ElmoConfig(**{**TINY.__dict__, "activation": "gelu"})
     with pytest.raises(ValueError, match="n_characters"):
         ElmoConfig(**{**TINY.__dict__, "n_characters": 300})
+
+
+def test_elmo_errors_and_layer_count():
+    bilm = BiLM(TINY)
+    with pytest.raises(ValueError, match="num_output_representations must be >= 1"):
+        minielmo.Elmo(bilm, num_output_representations=0)
+    elmo = minielmo.Elmo(bilm, num_output_representations=3, do_layer_norm=True).eval()
+    assert [mix.weights.shape for mix in elmo.scalar_mixes] == [(TINY.n_layers + 1,)] * 3
+    with pytest.raises(ValueError, match="empty batch"):
+        elmo(torch.zeros(0, 1, 50, dtype=torch.long))
+    with torch.no_grad():
+        out = elmo(minielmo.batch_to_ids([["a"], []]))
+    assert out["mask"].tolist() == [[True], [False]]
+    assert all(r[1].eq(0).all() for r in out["elmo_representations"]), "padding is zero"

@@ -190,8 +190,13 @@ def test_converted_options_round_trip_and_strict_safetensors(tmp_path):
     tensors.pop("char_cnn.projection.bias")
     tensors["extra.weight"] = torch.zeros(1)
     save_file(tensors, str(tmp_path / "bad.safetensors"))
-    with pytest.raises(ValueError, match=r"bad\.safetensors: tensors \['char_cnn\.projection\.bias'\] are missing"):
+    missing = r"bad\.safetensors: tensors \['char_cnn\.projection\.bias'\] are missing"
+    with pytest.raises(ValueError, match=missing):
         BiLM.from_files(options, tmp_path / "bad.safetensors")
+    tensors["char_cnn.projection.bias"] = torch.zeros(16)
+    save_file(tensors, str(tmp_path / "extra.safetensors"))
+    with pytest.raises(ValueError, match=r"tensors \['extra\.weight'\] are not parameters"):
+        BiLM.from_files(options, tmp_path / "extra.safetensors")
 
 
 def test_convert_command_line(tmp_path):
@@ -200,3 +205,62 @@ def test_convert_command_line(tmp_path):
          str(tmp_path / "missing.hdf5"), str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and "weight file not found" in result.stderr
+
+
+def test_training_style_n_characters_261_loads_the_same_model(tmp_path):
+    """bilm-tf's training options say 261 characters, its inference options 262 (with the padding
+    row); the hdf5 holds 261 rows either way, so both must give the same model."""
+    options, weights = copy_fixture(tmp_path)
+    edit_options(options, lambda d: d["char_cnn"].update(n_characters=261))
+    a = BiLM.from_files(options, weights)
+    b = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0, msg=name)
+
+
+def write_tf_layout_hdf5(path: Path, options: dict, seed: int = 0) -> None:
+    """Random weights in bilm-tf's dump layout, sized only from `options` (like a released file)."""
+    rng = np.random.default_rng(seed)
+    cnn, lstm = options["char_cnn"], options["lstm"]
+    E, P, C = cnn["embedding"]["dim"], lstm["projection_dim"], lstm["dim"]
+    K = sum(n for _, n in cnn["filters"])
+
+    def put(file, name, *shape):
+        file.create_dataset(name, data=rng.normal(0, 0.3, shape).astype(np.float32))
+
+    with h5py.File(path, "w") as file:
+        put(file, "char_embed", 261, E)
+        for i, (width, count) in enumerate(cnn["filters"]):
+            put(file, f"CNN/W_cnn_{i}", 1, width, E, count)
+            put(file, f"CNN/b_cnn_{i}", count)
+        for k in range(cnn["n_highway"]):
+            for kind in ("carry", "transform"):
+                put(file, f"CNN_high_{k}/W_{kind}", K, K)
+                put(file, f"CNN_high_{k}/b_{kind}", K)
+        put(file, "CNN_proj/W_proj", K, P)
+        put(file, "CNN_proj/b_proj", P)
+        for d in range(2):
+            for l in range(lstm["n_layers"]):
+                cell = f"RNN_{d}/RNN/MultiRNNCell/Cell{l}/LSTMCell"
+                put(file, f"{cell}/W_0", 2 * P, 4 * C)
+                put(file, f"{cell}/B", 4 * C)
+                put(file, f"{cell}/W_P_0", C, P)
+
+
+def test_other_sizes_load_from_options_alone(tmp_path):
+    """Nothing is sized by a constant: a differently shaped file (3 layers, 1 highway, tanh,
+    7 filter widths, P 8, C 12) loads completely and runs."""
+    options = {"lstm": {"projection_dim": 8, "dim": 12, "n_layers": 3, "cell_clip": 2,
+                        "proj_clip": 2, "use_skip_connections": True},
+               "char_cnn": {"filters": [[w, w + 1] for w in range(1, 8)], "n_highway": 1,
+                            "embedding": {"dim": 3}, "n_characters": 262,
+                            "max_characters_per_token": 50, "activation": "tanh"}}
+    (tmp_path / "options.json").write_text(json.dumps(options))
+    write_tf_layout_hdf5(tmp_path / "weights.hdf5", options)
+    model = BiLM(minielmo.ElmoConfig.from_options(options))
+    report = elmo_hdf5.load_hdf5_into(model, tmp_path / "weights.hdf5")
+    assert sorted(report["loaded"]) == sorted(name for name, _ in model.named_parameters())
+    bilm = BiLM.from_files(tmp_path / "options.json", tmp_path / "weights.hdf5")
+    with torch.no_grad():
+        out = bilm(batch_to_ids(SENTENCES))
+    assert [tuple(layer.shape) for layer in out["activations"]] == [(3, 6, 16)] * 4
