@@ -5,3 +5,4 @@ from minibert.model import BertModel, BertOutput
 
 # bert-sentence: tokenizer, sentence encoder
 from minibert.tokenizer import Tokenizer
+from minibert.sentence import SentenceEncoder

@@ -1,0 +1,163 @@
+"""Sentence embeddings: tokenizer -> BERT -> masked pooling -> L2 normalisation.
+
+N texts · B batch · T tokens · D hidden size
+
+Sentence-BERT (Reimers & Gurevych 2019, §3) gets one vector per text by pooling BERT's last
+hidden states over the real tokens; all-MiniLM-L6-v2 mean-pools and then scales each vector to
+unit length, so a dot product is a cosine similarity. The pipeline is described by the
+sentence-transformers files next to the weights:
+  modules.json                 the stages in order (Transformer, Pooling, optionally Normalize)
+  sentence_bert_config.json    max_seq_length (256 for all-MiniLM-L6-v2: longer texts are cut)
+  1_Pooling/config.json        which pooling (see pooling/pooling.py)
+
+Checked against sentence-transformers 6.2.0 `SentenceTransformer.encode`
+(`sentence_transformer/model.py`) on all-MiniLM-L6-v2. Left out: Dense and other extra modules,
+prompts, multiple processes/devices, precision/quantisation options, text pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pooling
+from minibert.model import BertModel
+from minibert.tokenizer import Tokenizer
+
+# The module types a sentence-transformers modules.json may list that this encoder implements.
+TRANSFORMER = "sentence_transformers.models.Transformer"
+POOLING = "sentence_transformers.models.Pooling"
+NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+class SentenceEncoder:
+    """Texts -> float32 sentence vectors (N, D), equal to `SentenceTransformer(dir).encode(texts)`."""
+
+    def __init__(
+        self,
+        model: BertModel,
+        tokenizer: Tokenizer,
+        pooling_config: pooling.PoolingConfig,
+        max_seq_length: int,
+        normalize: bool,
+        do_lower_case: bool = False,
+    ):
+        if pooling_config.word_embedding_dimension != model.config.hidden_size:
+            raise ValueError(
+                f"pooling config expects {pooling_config.word_embedding_dimension}-dim token vectors "
+                f"but the model's hidden_size is {model.config.hidden_size}"
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.pooling_config = pooling_config
+        self.max_seq_length = max_seq_length
+        self.normalize = normalize  # the default of encode(normalize=None)
+        self.do_lower_case = do_lower_case
+
+    @property
+    def dimension(self) -> int:
+        return self.pooling_config.output_dimension
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path) -> SentenceEncoder:
+        """Load a sentence-transformers BERT model by name or directory (no network, ever)."""
+        from weights import resolve  # lazy, as in BertModel.from_pretrained
+
+        directory = resolve(name_or_dir)
+        transformer_dir, pooling_dir, normalize = _read_modules(directory)
+
+        model = BertModel.from_pretrained(transformer_dir)
+        tokenizer = Tokenizer.from_pretrained(transformer_dir)
+        if pooling_dir is not None:
+            pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
+        else:
+            # No modules.json: sentence-transformers wraps a plain BERT with mean pooling.
+            pooling_config = pooling.PoolingConfig(model.config.hidden_size, ("mean",))
+
+        sbert_file = transformer_dir / "sentence_bert_config.json"
+        sbert = json.loads(sbert_file.read_text(encoding="utf-8")) if sbert_file.is_file() else {}
+        # Without sentence_bert_config.json, sentence-transformers caps at what both model and
+        # tokenizer can take.
+        limits = [model.config.max_position_embeddings, tokenizer.model_max_length]
+        max_seq_length = sbert.get("max_seq_length") or min(n for n in limits if n is not None)
+        return cls(model, tokenizer, pooling_config, max_seq_length, normalize, sbert.get("do_lower_case", False))
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: list[str] | str,
+        batch_size: int = 32,
+        normalize: bool | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed texts: a list of N str -> float32 array (N, D), in the caller's order.
+
+        A single str gives one vector (D,), as `SentenceTransformer.encode` does. An empty list gives
+        an empty (0, D) array. normalize=None follows modules.json (a Normalize stage means unit
+        length vectors). Texts longer than max_seq_length word pieces are cut, as in
+        sentence-transformers. show_progress draws a small bar on stderr.
+        """
+        if isinstance(texts, str):
+            return self.encode([texts], batch_size, normalize, show_progress)[0]
+        if not isinstance(texts, (list, tuple)):
+            raise TypeError(f"texts must be a list of str (or one str), got {type(texts).__name__}")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if normalize is None:
+            normalize = self.normalize
+        if self.do_lower_case:
+            texts = [text.lower() for text in texts]
+
+        # Longest texts first, so each batch holds texts of similar length and little padding
+        # (sentence-transformers does the same, by character count); `order` undoes it at the end.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors = torch.zeros(len(texts), self.dimension)  # (N, D)
+        num_batches = -(-len(texts) // batch_size)
+        for b, start in enumerate(range(0, len(texts), batch_size)):
+            batch_ids = order[start : start + batch_size]
+            vectors[batch_ids] = self._embed_batch([texts[i] for i in batch_ids], normalize)
+            if show_progress:
+                _draw_progress(b + 1, num_batches)
+        return vectors.numpy().astype(np.float32, copy=False)
+
+    def _embed_batch(self, texts: list[str], normalize: bool) -> torch.Tensor:
+        """One padded batch through the pipeline. B texts -> (B, D)."""
+        batch = self.tokenizer(texts, max_length=self.max_seq_length, padding=True, truncation=True)
+        hidden = self.model(
+            batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"]
+        ).last_hidden_state  # (B, T) -> (B, T, D)
+        sentence = pooling.pool(hidden, batch["attention_mask"], self.pooling_config.pooling_modes)  # (B, T, D) -> (B, D)
+        return pooling.normalize(sentence) if normalize else sentence
+
+
+def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
+    """modules.json -> (folder of the transformer, folder of the pooling config or None, normalize?)."""
+    modules_file = directory / "modules.json"
+    if not modules_file.is_file():
+        return directory, None, False
+    modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    types = [m.get("type") for m in modules]
+    supported = [TRANSFORMER, POOLING, NORMALIZE]
+    unsupported = [t for t in types if t not in supported]
+    if unsupported or types[:2] != [TRANSFORMER, POOLING] or len(set(types)) != len(types):
+        raise ValueError(
+            f"{modules_file}: SentenceEncoder runs Transformer -> Pooling -> (Normalize); got the "
+            f"modules {types}" + (f" ({unsupported} not implemented)" if unsupported else "")
+        )
+    return directory / modules[0].get("path", ""), directory / modules[1]["path"], NORMALIZE in types
+
+
+def _draw_progress(done: int, total: int, width: int = 30) -> None:
+    """A one-line progress bar on stderr, redrawn in place with a carriage return."""
+    filled = width * done // total
+    sys.stderr.write(f"\rencoding [{'#' * filled}{'.' * (width - filled)}] {done}/{total} batches")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
