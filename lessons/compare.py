@@ -105,7 +105,7 @@ def run(out: Path) -> dict:
 
     print("Static vs ELMo vs BERT, measured on this machine "
           f"({torch.get_num_threads()} torch threads, batch of {len(sentences)} sentences)\n")
-    rows = [[names[m], f"{params[m]:,}", size[m], window[m], f"{speed[m]:,.0f}",
+    rows = [[names[m], f"{params[m]:,}", size[m], window[m], round(speed[m]),
              mean_sep[m], needs[m]] for m in ("static", "ELMo", "BERT")]
     print(format_table(["model", "parameters", "vector", "context window", "sentences/s",
                         "sense gap", "needs"], rows))
