@@ -37,7 +37,10 @@ def _median_seconds(fn) -> float:
 
 
 def measure_speed(sentences: list[str]) -> dict[str, float]:
-    """Sentences per second for each model, tokenisation included, one batch of `sentences`."""
+    """Sentences per second for each model, tokenisation included, one batch of `sentences`,
+    on one torch thread: on a shared 2-core machine, extra intra-op threads mostly wait for each
+    other (BERT ran 8 sentences/s on 2 busy threads here vs 51 on one), and one thread makes the
+    three models comparable."""
     import minielmo
 
     model, tokenizer = load_bert()
@@ -58,8 +61,13 @@ def measure_speed(sentences: list[str]) -> dict[str, float]:
         enc = tokenizer(sentences)
         model(enc["input_ids"], attention_mask=enc["attention_mask"], token_type_ids=enc["token_type_ids"])
 
-    return {name: len(sentences) / _median_seconds(fn) for name, fn in
-            [("static", static), ("ELMo", elmo), ("BERT", bert)]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return {name: len(sentences) / _median_seconds(fn) for name, fn in
+                [("static", static), ("ELMo", elmo), ("BERT", bert)]}
+    finally:
+        torch.set_num_threads(threads)
 
 
 def measure_separation() -> dict[str, dict[str, float]]:
@@ -104,7 +112,7 @@ def run(out: Path) -> dict:
              "BERT": f"BERT ({DEFAULT_MODEL})"}
 
     print("Static vs ELMo vs BERT, measured on this machine "
-          f"({torch.get_num_threads()} torch threads, batch of {len(sentences)} sentences)\n")
+          f"(speed: 1 torch thread, one batch of {len(sentences)} sentences)\n")
     rows = [[names[m], f"{params[m]:,}", size[m], window[m], round(speed[m]),
              mean_sep[m], needs[m]] for m in ("static", "ELMo", "BERT")]
     print(format_table(["model", "parameters", "vector", "context window", "sentences/s",
@@ -133,7 +141,7 @@ def run(out: Path) -> dict:
         axes[0].set_ylabel("same-sense minus different-sense cosine")
         axes[1].bar(labels, [speed[m] for m in models], color=["tab:gray", "tab:orange", "tab:blue"])
         axes[1].set_yscale("log")
-        axes[1].set_title(f"Speed here ({torch.get_num_threads()} threads, batch of {len(sentences)})")
+        axes[1].set_title(f"Speed here (1 thread, batch of {len(sentences)} sentences)")
         axes[1].set_xlabel("model")
         axes[1].set_ylabel("sentences per second (log scale)")
         plots.save(fig, out / "compare.png", written)
