@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except LessonError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except FileNotFoundError as err:
-        # missing weights or fixture files: the loaders' own message says where they looked
+    except (FileNotFoundError, ValueError) as err:
+        # missing weights (the loaders' message says where they looked) or input the models
+        # reject with their own clear ValueError: a message, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -141,6 +141,8 @@ def write_explorer_for(sentence: str, path: Path) -> Path:
 
 def run(out: Path, sentence: str | None = None, layer: int | None = None,
         head: int | None = None) -> dict:
+    """Attention of every head on `sentence`; `layer`/`head` (1-based) pick the Q·K head,
+    else the most focused head (lowest entropy) is shown."""
     sentence = DEFAULT_SENTENCE if sentence is None else sentence
     if not sentence.strip():
         raise LessonError("the sentence is empty")

@@ -51,11 +51,13 @@ def _shape(value) -> str:
     return "x".join(map(str, value.shape)) if isinstance(value, torch.Tensor) else "?"
 
 
-def _stage_of(name: str) -> str | None:
-    for stage in STAGES:
-        if name == stage or name.startswith(stage + "."):
-            return stage
-    return None
+def stage_modules(bilm) -> list[str]:
+    """Names of the biLM modules whose shapes the lesson shows, in the order data flows."""
+    n_convs = len(bilm.char_cnn.convs)
+    n_layers = len(bilm.forward_layers)
+    return (["char_cnn.char_embedding"] + [f"char_cnn.convs.{i}" for i in range(n_convs)]
+            + ["char_cnn.highway", "char_cnn.projection"]
+            + [f"{d}_layers.{i}" for i in range(n_layers) for d in ("forward", "backward")])
 
 
 @torch.no_grad()
@@ -63,19 +65,15 @@ def trace_shapes(bilm, words: list[str]) -> list[list[str]]:
     """Run one sentence with forward hooks on the biLM's stages; rows of (module, class, in, out, why)."""
     import minielmo
 
+    modules = dict(bilm.named_modules())
     rows, handles = [], []
-    for name, module in bilm.named_modules():
-        stage = _stage_of(name)
-        depth = name.count(".")
-        # the stage itself, each conv filter, each LSTM layer; not their inner Linear layers
-        if stage is None or depth > stage.count(".") + 1 or (depth > stage.count(".") and
-                                                               not stage.endswith(("convs", "layers"))):
-            continue
+    for name in stage_modules(bilm):
+        why = STAGES[name.rsplit(".", 1)[0] if name.split(".")[-1].isdigit() else name]
 
-        def hook(mod, inputs, output, name=name, stage=stage):
-            rows.append([name, type(mod).__name__, _shape(inputs), _shape(output), STAGES[stage]])
+        def hook(mod, inputs, output, name=name, why=why):
+            rows.append([name, type(mod).__name__, _shape(inputs), _shape(output), why])
 
-        handles.append(module.register_forward_hook(hook))
+        handles.append(modules[name].register_forward_hook(hook))
     try:
         out = bilm(minielmo.batch_to_ids([words]))
     finally:
@@ -104,6 +102,8 @@ def mix_word_vectors(layers: np.ndarray, weights: list[float], gamma: float) -> 
 
 
 def run(out: Path, word: str | None = None) -> dict:
+    """Print the shapes, parameters, per-layer sense separation and scalar-mix settings of the
+    tiny fixture ELMo; draw elmo_layers.png. `word`: one of data.POLYSEMY (default "bank")."""
     import minielmo
 
     word = word or "bank"
@@ -115,7 +115,8 @@ def run(out: Path, word: str | None = None) -> dict:
 
     words = simple_words(SENTENCE)
     print(f"== Shapes through the biLM for one sentence of {len(words)} tokens: {words}")
-    print("   (B=1 sentence, T+2 with <S> and </S>, 50 characters per token)")
+    print(f"   B = 1 sentence, T+2 = {len(words) + 2} positions with <S> and </S>, 50 characters per token;")
+    print(f"   the char-CNN sees every position as its own row: B*(T+2) = {len(words) + 2} rows")
     shapes = trace_shapes(bilm, words)
     print(format_table(["module", "class", "input", "output", "what it does"], shapes))
 

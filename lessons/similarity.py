@@ -31,6 +31,7 @@ def search(encoder, query: str, corpus: list[str]) -> list[tuple[float, str]]:
 
 
 def run(out: Path, query: str | None = None) -> dict:
+    """The seed sentences' cosine matrix and nearest neighbours, then search for `query`."""
     query = data.DEFAULT_QUERY if query is None else query
     if not query.strip():
         raise LessonError("the --query is empty: type what you are looking for")

@@ -134,6 +134,7 @@ def run_custom(word: str, sentences: list[str]) -> dict:
 
 
 def run(out: Path, word: str | None = None, sentence: list[str] | None = None) -> dict:
+    """The prepared words (or just `word`), or `word` in the learner's own `sentence` list."""
     if sentence:
         if not word:
             raise LessonError("--sentence needs --word: which word to follow across the sentences")

@@ -46,6 +46,8 @@ def evaluate(encoder, template: str) -> dict:
 
 
 def run(out: Path, text: str | None = None) -> dict:
+    """Classify `text` (default: the seed's river-bank sentence) with both phrasings, then score
+    both on the labelled set."""
     text = data.ZERO_SHOT_TEXT if text is None else text
     if not text.strip():
         raise LessonError("the --text to classify is empty")

@@ -1,5 +1,9 @@
 """Fixtures for the lessons' tests: every lesson runs once per test session, through the same
-entry point as `python -m lessons all`, and the tests read the numbers it returns."""
+entry point as `python -m lessons all`, and the tests read the numbers it returns and the text
+it prints."""
+
+import contextlib
+import io
 
 import pytest
 
@@ -10,8 +14,27 @@ def lesson_out(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def lesson_results(lesson_out):
+def lesson_run(lesson_out):
     from lessons import LESSONS
     from lessons.__main__ import run_lessons
 
-    return run_lessons(list(LESSONS), lesson_out)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = run_lessons(list(LESSONS), lesson_out)
+    return results, printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def lesson_results(lesson_run):
+    return lesson_run[0]
+
+
+@pytest.fixture(scope="session")
+def lesson_printed(lesson_run):
+    """Everything the lessons printed, split by lesson name."""
+    text = lesson_run[1]
+    sections = {}
+    for chunk in text.split("\nlesson: ")[1:]:
+        name, _, body = chunk.partition("\n")
+        sections[name] = body
+    return sections

@@ -18,8 +18,8 @@ SCALAR_MIX_ATOL = 1e-6
 LAYER0_ONLY_MIN_COSINE = 0.999
 
 
-def test_every_lesson_ran_and_wrote_pictures(lesson_results, lesson_out):
-    assert set(lesson_results) == set(LESSONS)
+def test_every_lesson_ran_and_wrote_pictures(lesson_results, lesson_printed, lesson_out):
+    assert set(lesson_results) == set(LESSONS) == set(lesson_printed)
     for name, result in lesson_results.items():
         assert result["written"], f"{name} wrote nothing"
         for path in result["written"]:
@@ -89,10 +89,11 @@ def test_elmo_scalar_mix(lesson_results):
     assert rows["default, gamma = 2"][4] == pytest.approx(rows["default (s = 0, gamma = 1)"][4], abs=1e-6)
 
 
-def test_elmo_layers_says_it_is_a_tiny_test_model(capsys):
-    from lessons.elmo_layers import TINY_MODEL_NOTE
-
-    assert "TINY TEST MODEL" in TINY_MODEL_NOTE and "not meaning" in TINY_MODEL_NOTE
+def test_elmo_lessons_say_it_is_a_tiny_test_model(lesson_printed):
+    assert "TINY TEST MODEL" in lesson_printed["elmo-layers"]
+    assert "not meaning" in lesson_printed["elmo-layers"]
+    assert "TINY TEST MODEL" in lesson_printed["compare"]
+    assert "tiny fixture test model" in lesson_printed["static-vs-contextual"]
 
 
 # ----- lesson 3: attention ---------------------------------------------------------------------
@@ -182,3 +183,27 @@ def test_compare_table(lesson_results):
     assert all(v > 0 for v in speed.values())
     assert sep["static"] == pytest.approx(0.0, abs=1e-6)
     assert sep["BERT"] > sep["static"]
+
+
+# ----- the options a learner types ---------------------------------------------------------------
+
+def test_own_sentences_for_a_word(tmp_path, capsys):
+    from lessons.__main__ import run_lesson
+
+    result = run_lesson("static-vs-contextual", tmp_path, word="spring",
+                        sentence=["Spring is warm.", "The spring broke.", "A spring of water."])
+    assert result["static_max_abs_diff"] == 0.0
+    static_row = result["rows"][0]
+    assert static_row[0] == "static" and all(c == pytest.approx(1.0) for c in static_row[1:])
+    assert "s1~s2" in capsys.readouterr().out
+
+
+def test_attention_on_own_sentence_and_chosen_head(tmp_path, monkeypatch):
+    from lessons import plots
+    from lessons.__main__ import run_lesson
+
+    monkeypatch.setattr(plots, "pyplot", lambda: None)  # numbers and explorer only, faster
+    result = run_lesson("attention", tmp_path, sentence="Bats sleep by day.", layer=2, head=5)
+    assert (result["qk_layer"], result["qk_head"]) == (2, 5)
+    assert result["softmax_max_abs_diff"] <= SOFTMAX_RECOMPUTE_ATOL
+    assert result["explorer"].exists() and "Bats sleep by day." in result["explorer"].read_text()
