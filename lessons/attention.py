@@ -4,6 +4,8 @@ The probabilities come from the model itself (`output_attentions=True`). The pre
 scores are recomputed for one head with that layer's own `query` and `key` projections, so the
 lesson can show softmax(scores) landing on the model's probabilities (Vaswani et al. 2017, Eq. 1:
 softmax(Q K^T / sqrt(d_k)) V).
+
+Shapes: L layers · H heads · T word pieces · D hidden · Dh head dim.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def head_entropy(probs: np.ndarray) -> np.ndarray:
 def role_mass(probs: np.ndarray) -> np.ndarray:
     """(L, H, T, T) -> (L, H, 5): average attention mass on [CLS], [SEP], the previous token,
     the next token and the token itself (ROLES order). Assumes one unpadded sentence:
-    position 0 is [CLS], position T-1 is [SEP]."""
+    position 0 is [CLS], position T-1 is [SEP]. The roles overlap at the edges (the previous
+    token of the first word is [CLS]); each is measured on its own, none is subtracted."""
     T = probs.shape[-1]
     idx = np.arange(T)
     cls = probs[..., :, 0].mean(-1)

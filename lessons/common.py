@@ -76,7 +76,8 @@ def word_piece_positions(offsets: list[tuple[int, int]], span: tuple[int, int]) 
     start, end = span
     positions = [i for i, (s, e) in enumerate(offsets) if e > s and s >= start and e <= end]
     if not positions:
-        raise LessonError(f"no word piece covers characters {start}:{end}")
+        raise LessonError(f"no word piece covers characters {start}:{end} of the sentence "
+                          "(was it cut at the model's length limit?)")
     return positions
 
 
