@@ -69,7 +69,7 @@ def similarity(texts: list[str], model: str) -> int:
 def verify(texts: list[str], model: str) -> int:
     from minibert.verify import run_verify
 
-    return run_verify(texts or None, model)
+    return run_verify(texts, model)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "similarity":
             return similarity(texts, args.model)
-        return verify(args.texts, args.model)
+        return verify(texts, args.model)
     except (FileNotFoundError, ValueError) as error:
         # Missing weights, a directory that is not a model, a corrupted file: say what and where,
         # without a traceback.

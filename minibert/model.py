@@ -4,7 +4,7 @@ Legend: B batch · T tokens · D hidden · H heads · Dh head dim (D / H) · F f
 
 The attention is scaled dot-product attention, Vaswani et al. 2017 Eq. 1:
     Attention(Q, K, V) = softmax(Q K^T / sqrt(Dh)) V
-Each encoder layer is post-LN (Vaswani et al. 2017 §5.4, as BERT uses it):
+Each encoder layer is post-LN, LayerNorm(x + Sublayer(x)) (Vaswani et al. 2017 §3.1, as BERT uses it):
     x = LayerNorm(x + Attention(x));  x = LayerNorm(x + FFN(x))
 
 Checked against transformers 5.24 `models/bert/modeling_bert.py` (BertModel, eager attention) to
@@ -66,10 +66,11 @@ class LayerNorm(nn.Module):
 def additive_padding_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(B, T) of 1 = real token, 0 = padding  ->  (B, 1, 1, T) of 0 or a huge negative number.
 
-    Added to the scores before the softmax, so padded keys get probability ~0. We use
-    torch.finfo(dtype).min, as transformers does; minbert's -10000 leaves a tiny but non-zero
-    weight on padding and so does not match the reference bit for bit. Padded *query* rows still
-    attend to the real keys; their outputs are garbage that callers drop (pooling masks them)."""
+    Added to the scores before the softmax, so exp() underflows to exactly 0 at padded keys. We
+    use torch.finfo(dtype).min because transformers does. minbert's -10000 gives the same
+    probabilities for ordinary scores, but stops masking once scores reach ~1e4 and is not the
+    reference's value. Padded *query* rows still attend to the real keys; their outputs are
+    garbage that callers drop (pooling masks them)."""
     keep = attention_mask[:, None, None, :].to(dtype)                # (B, T) -> (B, 1, 1, T)
     return (1.0 - keep) * torch.finfo(dtype).min
 
@@ -92,7 +93,7 @@ class Embeddings(nn.Module):
         B, T = input_ids.shape
         positions = torch.arange(T, device=input_ids.device)             # (T,)
         # Same summation order as transformers (word + type, then + position): float addition is
-        # not associative, and this keeps us bit-identical at the input.
+        # not associative, and this keeps the sum bit-identical before the LayerNorm.
         hidden = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
         hidden = hidden + self.position_embeddings(positions)           # (B, T, D) + (T, D) -> (B, T, D)
         return self.dropout(self.norm(hidden))
@@ -282,6 +283,9 @@ class BertModel(nn.Module):
                 raise ValueError(
                     f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, got {_describe(tensor)}"
                 )
+        if attention_mask is not None and ((attention_mask != 0) & (attention_mask != 1)).any():
+            raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding), "
+                             f"got values {attention_mask.unique().tolist()[:10]}")
         if token_type_ids is not None and token_type_ids.numel() and (
             token_type_ids.min() < 0 or token_type_ids.max() >= config.type_vocab_size
         ):

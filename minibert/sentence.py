@@ -44,7 +44,6 @@ class SentenceEncoder:
         pooling_config: pooling.PoolingConfig,
         max_seq_length: int,
         normalize: bool,
-        do_lower_case: bool = False,
     ):
         if pooling_config.word_embedding_dimension != model.config.hidden_size:
             raise ValueError(
@@ -56,7 +55,6 @@ class SentenceEncoder:
         self.pooling_config = pooling_config
         self.max_seq_length = max_seq_length
         self.normalize = normalize  # the default of encode(normalize=None)
-        self.do_lower_case = do_lower_case
 
     @property
     def dimension(self) -> int:
@@ -74,17 +72,22 @@ class SentenceEncoder:
         tokenizer = Tokenizer.from_pretrained(transformer_dir)
         if pooling_dir is not None:
             pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
+            sbert_file = transformer_dir / "sentence_bert_config.json"
+            sbert = json.loads(sbert_file.read_text(encoding="utf-8")) if sbert_file.is_file() else {}
         else:
-            # No modules.json: sentence-transformers wraps a plain BERT with mean pooling.
+            # No modules.json: a plain BERT checkpoint. sentence-transformers then wraps it with mean
+            # pooling and no Normalize, and ignores any sentence_bert_config.json; so do we.
             pooling_config = pooling.PoolingConfig(model.config.hidden_size, ("mean",))
-
-        sbert_file = transformer_dir / "sentence_bert_config.json"
-        sbert = json.loads(sbert_file.read_text(encoding="utf-8")) if sbert_file.is_file() else {}
-        # Without sentence_bert_config.json, sentence-transformers caps at what both model and
+            sbert = {}
+        # With no max_seq_length given, sentence-transformers caps at what both the model and the
         # tokenizer can take.
-        limits = [model.config.max_position_embeddings, tokenizer.model_max_length]
-        max_seq_length = sbert.get("max_seq_length") or min(n for n in limits if n is not None)
-        return cls(model, tokenizer, pooling_config, max_seq_length, normalize, sbert.get("do_lower_case", False))
+        # NOTE (deviation): a max_seq_length above max_position_embeddings is capped too;
+        # sentence-transformers 6.2 keeps it and then fails inside BERT on long texts.
+        limits = [model.config.max_position_embeddings, sbert.get("max_seq_length") or tokenizer.model_max_length]
+        max_seq_length = min(n for n in limits if n is not None)
+        if sbert.get("do_lower_case", False):
+            tokenizer.lowercase_before_normalizing()
+        return cls(model, tokenizer, pooling_config, max_seq_length, normalize)
 
     @torch.inference_mode()
     def encode(
@@ -112,11 +115,10 @@ class SentenceEncoder:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if normalize is None:
             normalize = self.normalize
-        if self.do_lower_case:
-            texts = [text.lower() for text in texts]
 
         # Longest texts first, so each batch holds texts of similar length and little padding
-        # (sentence-transformers does the same, by character count); `order` undoes it at the end.
+        # (sentence-transformers does the same, by character count). Each batch's vectors are written
+        # back at its texts' own rows, which keeps the caller's order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         vectors = torch.zeros(len(texts), self.dimension)  # (N, D)
         num_batches = -(-len(texts) // batch_size)

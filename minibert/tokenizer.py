@@ -138,6 +138,18 @@ class Tokenizer:
         backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
         return backend
 
+    def lowercase_before_normalizing(self) -> None:
+        """Lowercase every text first, whatever the tokenizer's own normaliser does.
+
+        For sentence_bert_config.json's `do_lower_case: true`: sentence-transformers 6.2 puts a
+        Lowercase step in front of the tokenizer's normaliser, rather than lowercasing the text, so
+        special tokens written in the text ("[MASK]") still match and offsets still point into the
+        original text. We do the same.
+        """
+        current = self.backend.normalizer
+        steps = [normalizers.Lowercase()] + ([current] if current is not None else [])
+        self.backend.normalizer = normalizers.Sequence(steps)
+
     # ----- encoding -------------------------------------------------------------------------------
 
     @property

@@ -19,14 +19,6 @@ import torch
 
 DEFAULT_ATOL = 1e-5  # float32 noise between two correct implementations of MiniLM is ~4e-6
 
-SEED_SENTENCES = [
-    "The bank approved my loan application.",
-    "We sat on the bank of the river.",
-    "I need to bank this money quickly.",
-    "The investment bank offers great returns.",
-]
-
-
 @dataclass(frozen=True)
 class LayerDiff:
     name: str          # "embeddings", "layer 3 attention", "layer 3 output", "pooler"
@@ -74,7 +66,9 @@ def format_diffs(rows: list[LayerDiff], atol: float = DEFAULT_ATOL) -> str:
     lines += [f"{row.name:<22} {row.max_abs_diff:.3e}{'   <-- above ' + format(atol, 'g') if not row.max_abs_diff <= atol else ''}"
               for row in rows]
     first = first_divergence(rows, atol)
-    lines.append(f"first diverging stage: {first.name}" if first else f"all stages within {atol:g}")
+    worst = max(rows, key=lambda row: row.max_abs_diff)
+    lines.append(f"first diverging stage: {first.name}" if first else
+                 f"all stages within {atol:g} (largest: {worst.name}, {worst.max_abs_diff:.3e})")
     return "\n".join(lines)
 
 
@@ -88,7 +82,7 @@ def assert_layers_close(ours, reference, attention_mask=None, atol: float = DEFA
     return rows
 
 
-def run_verify(texts: list[str] | None = None, name_or_dir: str = "all-MiniLM-L6-v2",
+def run_verify(texts: list[str], name_or_dir: str = "all-MiniLM-L6-v2",
                atol: float = DEFAULT_ATOL) -> int:
     """Run minibert and transformers' BertModel (eager attention) on `texts`; print max|diff| per
     stage. Returns 0 when every stage is within atol, 1 when one is not, 2 without transformers."""
@@ -104,7 +98,9 @@ def run_verify(texts: list[str] | None = None, name_or_dir: str = "all-MiniLM-L6
     from minibert.model import BertModel
     from weights import resolve
 
-    texts = list(texts) if texts else SEED_SENTENCES
+    texts = list(texts)
+    if not texts:
+        raise ValueError("verify needs at least one text")
     model_dir = resolve(name_or_dir)
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
     batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")

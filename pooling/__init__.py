@@ -11,11 +11,12 @@ from pooling.pooling import (
     pool,
 )
 
+# `max` is left out of __all__ on purpose: `from pooling import *` must not shadow the builtin.
+# Use it as `pooling.max`.
 __all__ = [
     "POOLING_FUNCTIONS",
     "PoolingConfig",
     "cls",
-    "max",
     "mean",
     "mean_sqrt_len",
     "normalize",

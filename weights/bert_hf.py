@@ -51,10 +51,8 @@ POOLER_TABLE = [
 IGNORED = {
     "embeddings.position_ids": "a buffer holding arange(max_positions), not a weight; we build positions on the fly",
     "bert.embeddings.position_ids": "a buffer holding arange(max_positions), not a weight; we build positions on the fly",
-    "embeddings.token_type_ids": "an all-zeros buffer some versions saved; not a weight",
-    "bert.embeddings.token_type_ids": "an all-zeros buffer some versions saved; not a weight",
     "cls.*": "pre-training heads (masked LM / next sentence); the encoder does not use them",
-    "classifier.*": "a fine-tuning task head; the encoder does not use it",
+    "classifier.*": "a fine-tuning task head (BertForSequenceClassification & co.); the encoder does not use it",
 }
 POOLER_IGNORED = {
     "pooler.*": "this model was built without a pooler",

@@ -13,7 +13,7 @@ import torch
 import minielmo
 from minielmo import BiLM, batch_to_ids
 
-pytestmark = pytest.mark.usefixtures("elmo_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 # allennlp 0.9.0 met these files at atol 1e-6 (float32, one network of width 16-64); we measure
 # ~1.2e-6 on the biLM and ~1e-6 on the char encoder. 1e-5 is the bound: an order of

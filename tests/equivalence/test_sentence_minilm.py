@@ -1,17 +1,20 @@
 """minibert.SentenceEncoder against sentence-transformers on the real all-MiniLM-L6-v2 checkpoint."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
-from minibert import SentenceEncoder
+from minibert import SentenceEncoder, Tokenizer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_single_thread")]
 
-# The issue's bar for real MiniLM sentence vectors: two correct float32 implementations of the
-# same network differ by ~1e-7..1e-6 here (different matmul blocking and reduction order for
-# different padded lengths), measured max|diff| 2.3e-7 normalised and 7.7e-7 unnormalised.
+# The issue's bar for real MiniLM sentence vectors. Two correct float32 implementations of the
+# same network differ by float noise here (matmul blocking and reduction order change with the
+# padded length): sentence-transformers differs from *itself* by 1.7e-7 between batch sizes 1 and
+# 32; we measured max|diff| 2.3e-7 on unit vectors and 1.5e-6 on unnormalised ones (norm ~6).
 SENTENCE_ATOL = 1e-5
 SENTENCE_RTOL = 0.0  # a pure max-abs bound, as the issue states it
 
@@ -147,3 +150,83 @@ def test_bad_texts_are_a_clear_error(ours, texts, error, message):
 def test_bad_batch_size(ours, batch_size):
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         ours.encode(["x"], batch_size=batch_size)
+
+
+# ----- other sentence-transformers layouts, built by linking the MiniLM files ---------------------
+
+VARIANT_TEXTS = ["The bank approved my loan application.", "", "word " * 300, "机器学习"]
+
+
+def _linked_copy(minilm_dir, directory, leave_out=("modules.json", "1_Pooling")):
+    for item in minilm_dir.iterdir():
+        if item.name not in leave_out:
+            (directory / item.name).symlink_to(item)
+    return directory
+
+
+def test_without_modules_json_it_is_plain_mean_pooling_like_sentence_transformers(minilm_dir, tmp_path):
+    """No modules.json: mean pooling, no Normalize, and max_seq_length from the model (512), since
+    sentence-transformers then ignores sentence_bert_config.json."""
+    directory = _linked_copy(minilm_dir, tmp_path)
+    encoder = SentenceEncoder.from_pretrained(directory)
+    assert (encoder.pooling_config.pooling_modes, encoder.normalize, encoder.max_seq_length) == (("mean",), False, 512)
+    reference = SentenceTransformer(str(directory), device="cpu").encode(VARIANT_TEXTS, batch_size=1)
+    assert_vectors_close(encoder.encode(VARIANT_TEXTS), reference)
+
+
+def test_several_pooling_modes_concatenate_like_sentence_transformers(minilm_dir, tmp_path):
+    directory = _linked_copy(minilm_dir, tmp_path)
+    (directory / "1_Pooling").mkdir()
+    flags = {"pooling_mode_cls_token": True, "pooling_mode_max_tokens": True, "pooling_mode_mean_tokens": False}
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384, **flags}))
+    modules = json.loads((minilm_dir / "modules.json").read_text())[:2]  # no Normalize stage
+    (directory / "modules.json").write_text(json.dumps(modules))
+
+    encoder = SentenceEncoder.from_pretrained(directory)
+    assert encoder.pooling_config.pooling_modes == ("cls", "max") and encoder.dimension == 768
+    reference = SentenceTransformer(str(directory), device="cpu").encode(VARIANT_TEXTS, batch_size=1)
+    assert_vectors_close(encoder.encode(VARIANT_TEXTS), reference)
+
+
+def test_unsupported_modules_are_named(minilm_dir, tmp_path):
+    directory = _linked_copy(minilm_dir, tmp_path, leave_out=("modules.json",))
+    modules = json.loads((minilm_dir / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (directory / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ValueError, match=r"Dense'\] not implemented"):
+        SentenceEncoder.from_pretrained(directory)
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="could not find model"):
+        SentenceEncoder.from_pretrained(tmp_path / "nowhere")
+
+
+def test_tokenizer_by_name_equals_tokenizer_by_directory(ours, minilm_dir):
+    """Tokenizer.from_pretrained takes the same names as the model (through weights.resolve)."""
+    by_name = Tokenizer.from_pretrained("all-MiniLM-L6-v2")
+    by_dir = Tokenizer.from_pretrained(minilm_dir)
+    for key, value in by_name(CORPUS).items():
+        torch.testing.assert_close(value, by_dir(CORPUS)[key], rtol=0, atol=0)
+
+
+def test_do_lower_case_and_max_seq_length_cap_like_sentence_transformers(minilm_dir, tmp_path):
+    """A cased tokenizer (built from vocab.txt) with sentence_bert_config's do_lower_case: true,
+    and a max_seq_length (1000) beyond the 512 position embeddings, which must be capped."""
+    leave_out = ("tokenizer.json", "tokenizer_config.json", "sentence_bert_config.json")
+    directory = _linked_copy(minilm_dir, tmp_path, leave_out=leave_out)
+    tokenizer_config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    (directory / "tokenizer_config.json").write_text(json.dumps({**tokenizer_config, "do_lower_case": False}))
+    (directory / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 1000, "do_lower_case": True}))
+    texts = ["HELLO [MASK] World", "The BANK approved it.", "word " * 600]
+
+    encoder = SentenceEncoder.from_pretrained(directory)
+    assert encoder.max_seq_length == 512
+    reference = SentenceTransformer(str(directory), device="cpu")
+    # sentence-transformers keeps 1000 and would fail inside BERT on a text over 512 word pieces;
+    # we cap instead (a NOTE (deviation) in minibert/sentence.py), so compare at the capped length.
+    assert reference.max_seq_length == 1000
+    reference.max_seq_length = 512
+    assert_vectors_close(encoder.encode(texts), reference.encode(texts, batch_size=1))
+    # The special token written in the text survives lowercasing, as in sentence-transformers.
+    assert encoder.tokenizer(texts[0], return_offsets=True)["tokens"][0] == ["[CLS]", "hello", "[MASK]", "world", "[SEP]"]

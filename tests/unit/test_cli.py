@@ -10,6 +10,8 @@ import pytest
 import minibert.verify
 from minibert.__main__ import SEED_SENTENCES, format_matrix, main
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 # The printed matrix has 3 decimals, so it can be off from the reference by half a unit in the
 # last place (5e-4), plus the 1e-5 float32 bound between minibert and sentence-transformers.
 PRINTED_ATOL = 5e-4 + 1e-5
@@ -64,7 +66,7 @@ def test_verify_dispatches_to_run_verify(monkeypatch):
     monkeypatch.setattr(minibert.verify, "run_verify", lambda texts, name: calls.append((texts, name)) or 7)
     assert main(["verify", "one text", "two", "--model", "some-dir"]) == 7
     assert main(["verify"]) == 7
-    assert calls == [(["one text", "two"], "some-dir"), (None, "all-MiniLM-L6-v2")]
+    assert calls == [(["one text", "two"], "some-dir"), (SEED_SENTENCES, "all-MiniLM-L6-v2")]
 
 
 def test_missing_weights_is_a_message_not_a_traceback(capsys, tmp_path):

@@ -9,7 +9,7 @@ import torch
 import minielmo
 from minielmo.__main__ import main
 
-pytestmark = pytest.mark.usefixtures("elmo_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def test_default_model_says_it_is_a_tiny_test_model(capsys):

@@ -7,7 +7,7 @@ import torch
 import minielmo
 from minielmo import BiLM, CharCNN, ElmoConfig, Highway, LstmCellWithProjection, ScalarMix
 
-pytestmark = pytest.mark.usefixtures("elmo_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 # Random float32 weights, tens of time steps: the same math in a different order of operations
 # (torch.nn.LSTM fuses the gate matmuls) stays within a few ulps of values of size ~1.

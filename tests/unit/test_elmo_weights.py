@@ -18,7 +18,7 @@ from minielmo import BiLM, batch_to_ids
 from weights import elmo_hdf5
 from weights.elmo_convert import convert, save_converted
 
-pytestmark = pytest.mark.usefixtures("elmo_single_thread")
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 REPO = Path(__file__).resolve().parents[2]
 # The converted model holds the very same float32 numbers and runs the same code: bit-identical.
