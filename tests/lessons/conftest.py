@@ -6,6 +6,7 @@ import contextlib
 import io
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -18,9 +19,17 @@ def lesson_run(lesson_out):
     from lessons import LESSONS
     from lessons.__main__ import run_lessons
 
+    # One intra-op thread, as the shared conftest's torch_single_thread does for other areas: on
+    # the shared 2-core machines the second thread mostly waits (see tests/conftest.py). The
+    # lessons' numbers do not depend on it beyond float32 noise; the tests check directions.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        results = run_lessons(list(LESSONS), lesson_out)
+    try:
+        with contextlib.redirect_stdout(printed):
+            results = run_lessons(list(LESSONS), lesson_out)
+    finally:
+        torch.set_num_threads(threads)
     return results, printed.getvalue()
 
 
