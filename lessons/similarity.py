@@ -65,12 +65,12 @@ def run(out: Path, query: str | None = None) -> dict:
                                  layout="constrained")
         labels = [f"{n}: {short(s, 30)}" for n, s in zip(names, sentences)]
         image = plots.heatmap(axes[0], sims, labels, names, "Cosine similarity of the seed sentences",
-                              "", "", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
+                              "sentence", "sentence", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
         fig.colorbar(image, ax=axes[0], label="cosine similarity")
         top = results[:10][::-1]
         axes[1].barh([short(t, 48) for _, t in top], [s for s, _ in top], color="tab:blue")
         axes[1].tick_params(axis="y", labelsize=8)
-        axes[1].set_title(f"Semantic search, top 10 for {short(query, 44)!r}", fontsize=10)
+        axes[1].set_title(f"Semantic search, top 10 for\n{short(query, 60)!r}", fontsize=10)
         axes[1].set_xlabel("cosine similarity to the query")
         axes[1].set_ylabel("sentence")
         plots.save(fig, out / "similarity.png", written)
