@@ -35,6 +35,12 @@ class BertConfig:
     position_embedding_type: str = "absolute"
 
     def __post_init__(self):
+        # Sizes first: a zero head count would otherwise fail below as a ZeroDivisionError.
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
@@ -49,11 +55,6 @@ class BertConfig:
                 f"position_embedding_type {self.position_embedding_type!r} is not supported; "
                 "only 'absolute' (learned position embeddings, as in the BERT paper) is implemented"
             )
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
     @property
     def head_dim(self) -> int:

@@ -72,3 +72,8 @@ def test_round_trip_through_json(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(dataclasses.asdict(config)))
     assert BertConfig.from_json(path) == config
+
+
+def test_zero_heads_is_a_clear_error_not_a_division_by_zero():
+    with pytest.raises(ValueError, match="num_attention_heads must be a positive integer"):
+        BertConfig(num_attention_heads=0)
