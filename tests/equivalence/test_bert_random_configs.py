@@ -133,3 +133,11 @@ def test_masked_lm_checkpoint_has_no_pooler():
         ref_out = reference.bert(**inputs, output_hidden_states=True)
     assert ours_out.pooler_output is None
     assert_layers_close(ours_out, ref_out, inputs["attention_mask"], atol=RANDOM_ATOL)
+
+
+def test_decoder_checkpoint_is_refused_not_run_bidirectionally(tmp_path):
+    # BertLMHeadModel saves is_decoder=true; transformers' BertModel then attends causally.
+    reference = build_reference(transformers.BertLMHeadModel, seed=3, is_decoder=True, **TINY)
+    reference.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="is_decoder=True"):
+        minibert.BertModel.from_pretrained(tmp_path)
