@@ -53,6 +53,7 @@ IGNORED = {
     "bert.embeddings.position_ids": "a buffer holding arange(max_positions), not a weight; we build positions on the fly",
     "cls.*": "pre-training heads (masked LM / next sentence); the encoder does not use them",
     "classifier.*": "a fine-tuning task head (BertForSequenceClassification & co.); the encoder does not use it",
+    "qa_outputs.*": "the answer-span head of BertForQuestionAnswering (start/end logits); the encoder does not use it",
 }
 POOLER_IGNORED = {
     "pooler.*": "this model was built without a pooler",

@@ -141,3 +141,15 @@ def test_decoder_checkpoint_is_refused_not_run_bidirectionally(tmp_path):
     reference.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="is_decoder=True"):
         minibert.BertModel.from_pretrained(tmp_path)
+
+
+def test_question_answering_checkpoint_ignores_its_span_head():
+    reference = build_reference(transformers.BertForQuestionAnswering, seed=4, **TINY)
+    ours = save_and_load_ours(reference)
+    assert set(ours.load_report.ignored) >= {"qa_outputs.weight", "qa_outputs.bias"}
+    inputs = random_batch(4, 2, 6, TINY["vocab_size"], 2)
+    with torch.no_grad():
+        ours_out = ours(**inputs, output_hidden_states=True)
+        ref_out = reference.bert(**inputs, output_hidden_states=True)
+    assert_layers_close(ours_out, ref_out, inputs["attention_mask"], atol=RANDOM_ATOL)
+
