@@ -28,10 +28,11 @@ import pooling
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 
-# The module types a sentence-transformers modules.json may list that this encoder implements.
-TRANSFORMER = "sentence_transformers.models.Transformer"
-POOLING = "sentence_transformers.models.Pooling"
-NORMALIZE = "sentence_transformers.models.Normalize"
+# The stages of a sentence-transformers modules.json that this encoder implements, by class name.
+# modules.json gives each stage's full class path, and sentence-transformers moved the classes:
+# older releases write `sentence_transformers.models.Transformer`, 6.2 itself writes
+# `sentence_transformers.base.modules.transformer.Transformer` (and `...modules.pooling.Pooling`).
+TRANSFORMER, POOLING, NORMALIZE = "Transformer", "Pooling", "Normalize"
 
 
 class SentenceEncoder:
@@ -145,7 +146,7 @@ def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
     if not modules_file.is_file():
         return directory, None, False
     modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    types = [m.get("type") for m in modules]
+    types = [_stage_name(m.get("type")) for m in modules]
     supported = [TRANSFORMER, POOLING, NORMALIZE]
     unsupported = [t for t in types if t not in supported]
     if unsupported or types[:2] != [TRANSFORMER, POOLING] or len(set(types)) != len(types):
@@ -154,6 +155,13 @@ def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
             f"modules {types}" + (f" ({unsupported} not implemented)" if unsupported else "")
         )
     return directory / modules[0].get("path", ""), directory / modules[1]["path"], NORMALIZE in types
+
+
+def _stage_name(module_type) -> str:
+    """"sentence_transformers.<any.module.path>.Pooling" -> "Pooling"; other types are kept whole."""
+    if isinstance(module_type, str) and module_type.startswith("sentence_transformers."):
+        return module_type.rsplit(".", 1)[-1]
+    return str(module_type)
 
 
 def _draw_progress(done: int, total: int, width: int = 30) -> None:

@@ -230,3 +230,17 @@ def test_do_lower_case_and_max_seq_length_cap_like_sentence_transformers(minilm_
     assert_vectors_close(encoder.encode(texts), reference.encode(texts, batch_size=1))
     # The special token written in the text survives lowercasing, as in sentence-transformers.
     assert encoder.tokenizer(texts[0], return_offsets=True)["tokens"][0] == ["[CLS]", "hello", "[MASK]", "world", "[SEP]"]
+
+
+def test_model_saved_by_sentence_transformers_itself_loads(reference, tmp_path):
+    """sentence-transformers 6.2 writes its new class paths into modules.json
+    (sentence_transformers.base.modules.transformer.Transformer, ...); they name the same stages."""
+    reference.save(str(tmp_path))
+    types = [module["type"] for module in json.loads((tmp_path / "modules.json").read_text())]
+    assert "sentence_transformers.models.Transformer" not in types  # the new spelling, really
+    encoder = SentenceEncoder.from_pretrained(tmp_path)
+    assert (encoder.pooling_config.pooling_modes, encoder.normalize) == (("mean",), True)
+    saved_reference = SentenceTransformer(str(tmp_path), device="cpu")
+    assert encoder.max_seq_length == saved_reference.max_seq_length
+    assert_vectors_close(encoder.encode(VARIANT_TEXTS), saved_reference.encode(VARIANT_TEXTS, batch_size=1))
+
