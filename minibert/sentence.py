@@ -18,6 +18,7 @@ prompts, multiple processes/devices, precision/quantisation options, text pairs.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -66,7 +67,12 @@ class SentenceEncoder:
         """Load a sentence-transformers BERT model by name or directory (no network, ever)."""
         from weights import resolve  # lazy, as in BertModel.from_pretrained
 
-        directory = resolve(name_or_dir)
+        # A folder with modules.json may keep the BERT files in a subfolder that modules.json names
+        # (older sentence-transformers saved them in 0_Transformer/), so do not ask resolve() for
+        # weights at its top level; BertModel.from_pretrained checks the transformer's folder.
+        directory = Path(name_or_dir).expanduser() if isinstance(name_or_dir, (str, os.PathLike)) else None
+        if directory is None or not (directory / "modules.json").is_file():
+            directory = resolve(name_or_dir)
         transformer_dir, pooling_dir, normalize = _read_modules(directory)
 
         model = BertModel.from_pretrained(transformer_dir)
