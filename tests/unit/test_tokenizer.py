@@ -202,3 +202,56 @@ def test_impossible_one_sided_truncation(ours):
 def test_directory_without_tokenizer_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected tokenizer.json, or vocab.txt"):
         Tokenizer.from_pretrained(tmp_path)
+
+
+# ----- tokenizer.json and the config flags disagreeing -------------------------------------------
+
+CASED_TEXTS = ["Hello World ÉCOLE", "Héllo WÖRLD, naïve café résumé!", "机器学习 [MASK] Ünïcode"]
+
+
+def _disagreeing_dir(minilm_dir, directory, json_lowercase, tokenizer_config, with_model_config=False):
+    """The MiniLM vocabulary with tokenizer.json's normaliser set to lowercase=json_lowercase, next
+    to the given tokenizer_config.json (None: no such file) and optionally MiniLM's config.json."""
+    tokenizer_json = json.loads((minilm_dir / "tokenizer.json").read_text())
+    tokenizer_json["normalizer"]["lowercase"] = json_lowercase
+    (directory / "tokenizer.json").write_text(json.dumps(tokenizer_json))
+    shutil.copy(minilm_dir / "vocab.txt", directory / "vocab.txt")
+    if tokenizer_config is not None:
+        (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    if with_model_config:
+        shutil.copy(minilm_dir / "config.json", directory / "config.json")
+    return directory
+
+
+@pytest.mark.parametrize(
+    "json_lowercase,tokenizer_config,with_model_config",
+    [
+        # A: the BertTokenizer class (named, or implied by config.json's model_type "bert") rebuilds
+        # the normaliser from its flags, and do_lower_case defaults to True: it lowercases although
+        # tokenizer.json says not to.
+        (False, {"tokenizer_class": "BertTokenizer"}, False),
+        (False, {"tokenizer_class": "BertTokenizerFast"}, False),
+        (False, {}, True),
+        (False, None, True),
+        # B: do_lower_case false wins over tokenizer.json's lowercase true.
+        (True, {"do_lower_case": False, "tokenizer_class": "BertTokenizer"}, False),
+        (True, {"do_lower_case": False}, True),
+        (False, {"tokenizer_class": "BertTokenizer", "strip_accents": False, "tokenize_chinese_chars": False}, False),
+        # Without a Bert class, transformers uses tokenizer.json as it is.
+        (False, {}, False),
+        (False, None, False),
+        (True, {"do_lower_case": False, "tokenizer_class": "PreTrainedTokenizerFast"}, True),
+    ],
+    ids=str,
+)
+def test_config_flags_and_tokenizer_json_disagreeing_like_auto_tokenizer(
+    minilm_dir, tmp_path, json_lowercase, tokenizer_config, with_model_config
+):
+    directory = _disagreeing_dir(minilm_dir, tmp_path, json_lowercase, tokenizer_config, with_model_config)
+    reference = AutoTokenizer.from_pretrained(str(directory))
+    ours = Tokenizer.from_pretrained(directory)
+    expected = reference(CASED_TEXTS, padding=True, truncation=True, return_tensors="pt")
+    # The generic TokenizersBackend returns no token_type_ids (not a BERT input name to it); the
+    # normaliser shows in the ids anyway.
+    for key in ("input_ids", "attention_mask"):
+        torch.testing.assert_close(ours(CASED_TEXTS)[key], expected[key], rtol=0, atol=0, msg=lambda m: f"{key}: {m}")
