@@ -16,7 +16,7 @@ We do not re-implement WordPiece here (the tokenizer is not this project's lesso
   - exposes the word pieces and their character offsets, for teaching.
 
 Checked against transformers 5.24 (`TokenizersBackend`, `convert_slow_tokenizer.BertConverter`)
-with tokenizers 0.23. Left out: stride/overflowing tokens, left padding, pad_to_multiple_of,
+with tokenizers 0.23. Left out: stride/overflowing tokens, pad_to_multiple_of,
 pre-tokenized input, decoding.
 """
 
@@ -87,13 +87,25 @@ def _transformers_class(directory: Path, config: dict) -> str | None:
 class Tokenizer:
     """Text -> input_ids / attention_mask / token_type_ids, identical to transformers' BERT tokenizer."""
 
-    def __init__(self, backend: RustTokenizer, pad_token: str = "[PAD]", model_max_length: int | None = None):
+    def __init__(
+        self,
+        backend: RustTokenizer,
+        pad_token: str = "[PAD]",
+        model_max_length: int | None = None,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+    ):
         self.backend = backend
         self.pad_token = pad_token
         self.pad_token_id = backend.token_to_id(pad_token)
         if self.pad_token_id is None:
             raise ValueError(f"pad token {pad_token!r} is not in the vocabulary")
         self.model_max_length = model_max_length  # None: no limit unless the caller gives max_length
+        for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
+            if side not in ("right", "left"):
+                raise ValueError(f"{name} must be 'right' or 'left', got {side!r}")
+        self.padding_side = padding_side  # where [PAD]s go
+        self.truncation_side = truncation_side  # which end of a too-long text is cut
 
     # ----- construction ---------------------------------------------------------------------------
 
@@ -130,7 +142,16 @@ class Tokenizer:
                 f"no tokenizer in {directory}: expected tokenizer.json, or vocab.txt "
                 f"(+ tokenizer_config.json)"
             )
-        return cls(backend, pad_token=pad_token, model_max_length=model_max_length)
+        # As in transformers: the sides come from tokenizer_config.json, else from the padding and
+        # truncation settings saved in tokenizer.json, else "right".
+        saved_padding, saved_truncation = backend.padding or {}, backend.truncation or {}
+        return cls(
+            backend,
+            pad_token=pad_token,
+            model_max_length=model_max_length,
+            padding_side=config.get("padding_side", saved_padding.get("direction", "right")),
+            truncation_side=config.get("truncation_side", saved_truncation.get("direction", "right")),
+        )
 
     @staticmethod
     def _wordpiece_from_vocab(vocab_file: Path, config: dict) -> RustTokenizer:
@@ -258,15 +279,19 @@ class Tokenizer:
                     f"max_length={limit} leaves no room for text: {specials} special tokens are added "
                     f"to each {'pair' if is_pair else 'text'}"
                 )
-            self.backend.enable_truncation(limit, strategy=truncation)
+            self.backend.enable_truncation(limit, strategy=truncation, direction=self.truncation_side)
         else:
             self.backend.no_truncation()
 
         if padding == "max_length":
             if limit is None:
                 raise ValueError("padding='max_length' needs max_length: this tokenizer has no model_max_length")
-            self.backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=limit)
+            self.backend.enable_padding(
+                pad_id=self.pad_token_id, pad_token=self.pad_token, length=limit, direction=self.padding_side
+            )
         elif padding == "longest":
-            self.backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=None)
+            self.backend.enable_padding(
+                pad_id=self.pad_token_id, pad_token=self.pad_token, length=None, direction=self.padding_side
+            )
         else:
             self.backend.no_padding()

@@ -255,3 +255,41 @@ def test_config_flags_and_tokenizer_json_disagreeing_like_auto_tokenizer(
     # normaliser shows in the ids anyway.
     for key in ("input_ids", "attention_mask"):
         torch.testing.assert_close(ours(CASED_TEXTS)[key], expected[key], rtol=0, atol=0, msg=lambda m: f"{key}: {m}")
+
+
+# ----- padding_side / truncation_side from the config ---------------------------------------------
+
+
+def _with_tokenizer_config(minilm_dir, directory, **changes):
+    for name in ("tokenizer.json", "vocab.txt"):
+        shutil.copy(minilm_dir / name, directory / name)
+    config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    (directory / "tokenizer_config.json").write_text(json.dumps({**config, **changes}))
+    return directory
+
+
+@pytest.mark.parametrize(
+    "sides",
+    [dict(padding_side="left"), dict(truncation_side="left"), dict(padding_side="left", truncation_side="left")],
+    ids=str,
+)
+def test_padding_and_truncation_side_follow_the_config_like_auto_tokenizer(minilm_dir, tmp_path, sides):
+    directory = _with_tokenizer_config(minilm_dir, tmp_path, **sides)
+    ours, reference = Tokenizer.from_pretrained(directory), AutoTokenizer.from_pretrained(str(directory))
+    for options in (dict(padding=True, truncation=True), dict(padding="max_length", truncation=True, max_length=12)):
+        assert_same_ids(ours(CORPUS, **options), reference(CORPUS, return_tensors="pt", **options))
+        assert_same_ids(ours(CORPUS, PAIRS, **options), reference(CORPUS, PAIRS, return_tensors="pt", **options))
+
+
+def test_left_padding_offsets_keep_pad_first(minilm_dir, tmp_path):
+    ours = Tokenizer.from_pretrained(_with_tokenizer_config(minilm_dir, tmp_path, padding_side="left"))
+    batch = ours(["a b c", "a"], return_offsets=True)
+    assert batch["tokens"][1] == ["[PAD]", "[PAD]", "[CLS]", "a", "[SEP]"]
+    assert batch["attention_mask"][1].tolist() == [0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("key", ["padding_side", "truncation_side"])
+def test_unknown_side_is_a_clear_error(minilm_dir, tmp_path, key):
+    directory = _with_tokenizer_config(minilm_dir, tmp_path, **{key: "middle"})
+    with pytest.raises(ValueError, match=f"{key} must be 'right' or 'left', got 'middle'"):
+        Tokenizer.from_pretrained(directory)
