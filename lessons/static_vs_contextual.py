@@ -144,7 +144,7 @@ def run(out: Path, word: str | None = None, sentence: list[str] | None = None) -
         if word not in data.POLYSEMY:
             raise LessonError(f"no prepared sentences for {word!r}; choose one of {words}, "
                               "or give your own with --sentence")
-        # the chosen word first; bank stays in for the compare lesson's reference
+        # only the chosen word: every table and plot below is about results[0]
         words = [word]
 
     print("Static vs contextual vectors, all-MiniLM-L6-v2 (6 layers, 384 dims)\n")
