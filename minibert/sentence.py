@@ -108,7 +108,8 @@ class SentenceEncoder:
 
         A single str gives one vector (D,), as `SentenceTransformer.encode` does. An empty list gives
         an empty (0, D) array. normalize=None follows modules.json (a Normalize stage means unit
-        length vectors). Texts longer than max_seq_length word pieces are cut, as in
+        length vectors); normalize=False skips even a Normalize stage, unlike sentence-transformers'
+        normalize_embeddings=False, which still runs it. Texts longer than max_seq_length word pieces are cut, as in
         sentence-transformers. show_progress draws a small bar on stderr.
         """
         if isinstance(texts, str):
