@@ -2,7 +2,9 @@
 
 Checked against transformers 5.24 `BertConfig`; field names and defaults match it, so a
 `config.json` written by transformers (or shipped with all-MiniLM-L6-v2) reads in one line.
-Left out: every field the encoder does not use (`architectures`, `use_cache`, `is_decoder`, ...).
+Left out: every field the encoder does not use (`architectures`, `use_cache`, ...). Configs that
+ask for a decoder (`is_decoder`, `add_cross_attention`) are refused, not ignored: transformers would
+then mask attention causally or add cross-attention, which this encoder does not implement.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from pathlib import Path
 # HF's "gelu" is the exact erf form; "gelu_new" and "gelu_pytorch_tanh" are two codings of the
 # tanh approximation (they differ only in float rounding).
 SUPPORTED_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+
+# HF config flags that turn BertModel into a decoder, with what transformers then does differently.
+DECODER_FLAGS = {
+    "is_decoder": "causal self-attention, each token sees only those before it",
+    "add_cross_attention": "extra cross-attention sublayers over an encoder's output",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,12 @@ class BertConfig:
     position_embedding_type: str = "absolute"
 
     def __post_init__(self):
+        # Sizes first: a zero head count would otherwise fail below as a ZeroDivisionError.
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
@@ -49,11 +63,6 @@ class BertConfig:
                 f"position_embedding_type {self.position_embedding_type!r} is not supported; "
                 "only 'absolute' (learned position embeddings, as in the BERT paper) is implemented"
             )
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
     @property
     def head_dim(self) -> int:
@@ -67,6 +76,12 @@ class BertConfig:
             # RoBERTa & co. share BERT's key names but not its position ids; refuse rather than
             # compute something silently different.
             raise ValueError(f"config has model_type {model_type!r}; minibert only implements 'bert'")
+        for flag in DECODER_FLAGS:
+            if values.get(flag, False):
+                raise ValueError(
+                    f"config has {flag}=True (a BERT decoder: {DECODER_FLAGS[flag]}); minibert implements "
+                    "only the bidirectional encoder, so it would silently compute something else"
+                )
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
 

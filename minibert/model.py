@@ -267,6 +267,9 @@ class BertModel(nn.Module):
         if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
             raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
         B, T = input_ids.shape
+        if T == 0:
+            raise ValueError(f"input_ids has no tokens (shape {tuple(input_ids.shape)}); a text needs at least "
+                             "[CLS] and [SEP], which the tokenizer adds")
         if T > config.max_position_embeddings:
             raise ValueError(
                 f"sequence length {T} exceeds max_position_embeddings={config.max_position_embeddings}; "

@@ -18,6 +18,7 @@ prompts, multiple processes/devices, precision/quantisation options, text pairs.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,10 +29,11 @@ import pooling
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 
-# The module types a sentence-transformers modules.json may list that this encoder implements.
-TRANSFORMER = "sentence_transformers.models.Transformer"
-POOLING = "sentence_transformers.models.Pooling"
-NORMALIZE = "sentence_transformers.models.Normalize"
+# The stages of a sentence-transformers modules.json that this encoder implements, by class name.
+# modules.json gives each stage's full class path, and sentence-transformers moved the classes:
+# older releases write `sentence_transformers.models.Transformer`, 6.2 itself writes
+# `sentence_transformers.base.modules.transformer.Transformer` (and `...modules.pooling.Pooling`).
+TRANSFORMER, POOLING, NORMALIZE = "Transformer", "Pooling", "Normalize"
 
 
 class SentenceEncoder:
@@ -65,7 +67,12 @@ class SentenceEncoder:
         """Load a sentence-transformers BERT model by name or directory (no network, ever)."""
         from weights import resolve  # lazy, as in BertModel.from_pretrained
 
-        directory = resolve(name_or_dir)
+        # A folder with modules.json may keep the BERT files in a subfolder that modules.json names
+        # (older sentence-transformers saved them in 0_Transformer/), so do not ask resolve() for
+        # weights at its top level; BertModel.from_pretrained checks the transformer's folder.
+        directory = Path(name_or_dir).expanduser() if isinstance(name_or_dir, (str, os.PathLike)) else None
+        if directory is None or not (directory / "modules.json").is_file():
+            directory = resolve(name_or_dir)
         transformer_dir, pooling_dir, normalize = _read_modules(directory)
 
         model = BertModel.from_pretrained(transformer_dir)
@@ -101,7 +108,8 @@ class SentenceEncoder:
 
         A single str gives one vector (D,), as `SentenceTransformer.encode` does. An empty list gives
         an empty (0, D) array. normalize=None follows modules.json (a Normalize stage means unit
-        length vectors). Texts longer than max_seq_length word pieces are cut, as in
+        length vectors); normalize=False skips even a Normalize stage, unlike sentence-transformers'
+        normalize_embeddings=False, which still runs it. Texts longer than max_seq_length word pieces are cut, as in
         sentence-transformers. show_progress draws a small bar on stderr.
         """
         if isinstance(texts, str):
@@ -145,7 +153,7 @@ def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
     if not modules_file.is_file():
         return directory, None, False
     modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    types = [m.get("type") for m in modules]
+    types = [_stage_name(m.get("type")) for m in modules]
     supported = [TRANSFORMER, POOLING, NORMALIZE]
     unsupported = [t for t in types if t not in supported]
     if unsupported or types[:2] != [TRANSFORMER, POOLING] or len(set(types)) != len(types):
@@ -154,6 +162,13 @@ def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
             f"modules {types}" + (f" ({unsupported} not implemented)" if unsupported else "")
         )
     return directory / modules[0].get("path", ""), directory / modules[1]["path"], NORMALIZE in types
+
+
+def _stage_name(module_type) -> str:
+    """"sentence_transformers.<any.module.path>.Pooling" -> "Pooling"; other types are kept whole."""
+    if isinstance(module_type, str) and module_type.startswith("sentence_transformers."):
+        return module_type.rsplit(".", 1)[-1]
+    return str(module_type)
 
 
 def _draw_progress(done: int, total: int, width: int = 30) -> None:

@@ -9,13 +9,14 @@ Devlin et al. 2019 §3 ("Input/Output Representations"): text is cut into WordPi
 We do not re-implement WordPiece here (the tokenizer is not this project's lesson): the Rust
 `tokenizers` library does the splitting, exactly as `transformers` does. This file only
   - builds that pipeline from `tokenizer.json`, or from `vocab.txt` + `tokenizer_config.json` the
-    way transformers' `BertConverter` does when a checkpoint has no tokenizer.json;
+    way transformers' `BertConverter` does when a checkpoint has no tokenizer.json (and, as
+    transformers' BertTokenizer does, takes the normaliser from the config flags either way);
   - reproduces `AutoTokenizer(...)(texts, padding=..., truncation=..., max_length=...,
     return_tensors="pt")`'s padding and truncation rules;
   - exposes the word pieces and their character offsets, for teaching.
 
 Checked against transformers 5.24 (`TokenizersBackend`, `convert_slow_tokenizer.BertConverter`)
-with tokenizers 0.23. Left out: stride/overflowing tokens, left padding, pad_to_multiple_of,
+with tokenizers 0.23. Left out: stride/overflowing tokens, pad_to_multiple_of,
 pre-tokenized input, decoding.
 """
 
@@ -56,16 +57,55 @@ def _check_texts(texts, name: str) -> list[str]:
     return list(texts)
 
 
+def _bert_normalizer(config: dict) -> normalizers.BertNormalizer:
+    """BertNormalizer from tokenizer_config.json's flags, with transformers' BertTokenizer defaults.
+
+    It drops control chars and maps whitespace to " " (clean_text), puts spaces around CJK
+    ideographs so each becomes its own word, optionally lowercases and strips accents
+    (strip_accents=None means "follow lowercase", as in BERT's original BasicTokenizer)."""
+    return normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=config.get("tokenize_chinese_chars", True),
+        strip_accents=config.get("strip_accents"),
+        lowercase=config.get("do_lower_case", True),
+    )
+
+
+def _transformers_class(directory: Path, config: dict) -> str | None:
+    """The tokenizer class AutoTokenizer (transformers 5.24) picks here, "Fast" suffix dropped:
+    tokenizer_config.json's tokenizer_class, else config.json's tokenizer_class, else the class
+    registered for config.json's model_type (BertTokenizer for "bert"). None: the generic backend,
+    which uses tokenizer.json as it is."""
+    name = config.get("tokenizer_class")
+    model_config_file = directory / "config.json"
+    if name is None and model_config_file.is_file():
+        model_config = json.loads(model_config_file.read_text(encoding="utf-8"))
+        name = model_config.get("tokenizer_class") or ("BertTokenizer" if model_config.get("model_type") == "bert" else None)
+    return name.removesuffix("Fast") if isinstance(name, str) else None
+
+
 class Tokenizer:
     """Text -> input_ids / attention_mask / token_type_ids, identical to transformers' BERT tokenizer."""
 
-    def __init__(self, backend: RustTokenizer, pad_token: str = "[PAD]", model_max_length: int | None = None):
+    def __init__(
+        self,
+        backend: RustTokenizer,
+        pad_token: str = "[PAD]",
+        model_max_length: int | None = None,
+        padding_side: str = "right",
+        truncation_side: str = "right",
+    ):
         self.backend = backend
         self.pad_token = pad_token
         self.pad_token_id = backend.token_to_id(pad_token)
         if self.pad_token_id is None:
             raise ValueError(f"pad token {pad_token!r} is not in the vocabulary")
         self.model_max_length = model_max_length  # None: no limit unless the caller gives max_length
+        for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
+            if side not in ("right", "left"):
+                raise ValueError(f"{name} must be 'right' or 'left', got {side!r}")
+        self.padding_side = padding_side  # where [PAD]s go
+        self.truncation_side = truncation_side  # which end of a too-long text is cut
 
     # ----- construction ---------------------------------------------------------------------------
 
@@ -88,6 +128,13 @@ class Tokenizer:
 
         if (directory / "tokenizer.json").is_file():
             backend = RustTokenizer.from_file(str(directory / "tokenizer.json"))
+            if _transformers_class(directory, config) == "BertTokenizer":
+                # transformers 5.24's BertTokenizer takes only the vocabulary (and post-processor,
+                # padding, truncation) from tokenizer.json and rebuilds the normaliser and
+                # pre-tokenizer from tokenizer_config.json's flags (do_lower_case defaults to True),
+                # so where the two files disagree, the flags win. Do the same.
+                backend.normalizer = _bert_normalizer(config)
+                backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         elif (directory / "vocab.txt").is_file():
             backend = cls._wordpiece_from_vocab(directory / "vocab.txt", config)
         else:
@@ -95,7 +142,16 @@ class Tokenizer:
                 f"no tokenizer in {directory}: expected tokenizer.json, or vocab.txt "
                 f"(+ tokenizer_config.json)"
             )
-        return cls(backend, pad_token=pad_token, model_max_length=model_max_length)
+        # As in transformers: the sides come from tokenizer_config.json, else from the padding and
+        # truncation settings saved in tokenizer.json, else "right".
+        saved_padding, saved_truncation = backend.padding or {}, backend.truncation or {}
+        return cls(
+            backend,
+            pad_token=pad_token,
+            model_max_length=model_max_length,
+            padding_side=config.get("padding_side", saved_padding.get("direction", "right")),
+            truncation_side=config.get("truncation_side", saved_truncation.get("direction", "right")),
+        )
 
     @staticmethod
     def _wordpiece_from_vocab(vocab_file: Path, config: dict) -> RustTokenizer:
@@ -116,15 +172,7 @@ class Tokenizer:
                 raise ValueError(f"{vocab_file}: special token {token!r} is missing from the vocabulary")
 
         backend = RustTokenizer(WordPiece(vocab, unk_token=unk_token, max_input_chars_per_word=100))
-        # BertNormalizer: drop control chars and map whitespace to " " (clean_text), put spaces
-        # around CJK ideographs so each becomes its own word, optionally lowercase and strip accents
-        # (strip_accents=None means "follow lowercase", as in BERT's original BasicTokenizer).
-        backend.normalizer = normalizers.BertNormalizer(
-            clean_text=True,
-            handle_chinese_chars=config.get("tokenize_chinese_chars", True),
-            strip_accents=config.get("strip_accents"),
-            lowercase=config.get("do_lower_case", True),
-        )
+        backend.normalizer = _bert_normalizer(config)
         backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()  # split on whitespace and punctuation
         backend.post_processor = processors.TemplateProcessing(
             single=f"{cls_token}:0 $A:0 {sep_token}:0",
@@ -231,15 +279,19 @@ class Tokenizer:
                     f"max_length={limit} leaves no room for text: {specials} special tokens are added "
                     f"to each {'pair' if is_pair else 'text'}"
                 )
-            self.backend.enable_truncation(limit, strategy=truncation)
+            self.backend.enable_truncation(limit, strategy=truncation, direction=self.truncation_side)
         else:
             self.backend.no_truncation()
 
         if padding == "max_length":
             if limit is None:
                 raise ValueError("padding='max_length' needs max_length: this tokenizer has no model_max_length")
-            self.backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=limit)
+            self.backend.enable_padding(
+                pad_id=self.pad_token_id, pad_token=self.pad_token, length=limit, direction=self.padding_side
+            )
         elif padding == "longest":
-            self.backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token, length=None)
+            self.backend.enable_padding(
+                pad_id=self.pad_token_id, pad_token=self.pad_token, length=None, direction=self.padding_side
+            )
         else:
             self.backend.no_padding()

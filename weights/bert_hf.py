@@ -19,9 +19,11 @@ BERT_TABLE = [
     Row("embeddings.word_embeddings.weight", "embeddings.word_embeddings.weight"),
     Row("embeddings.position_embeddings.weight", "embeddings.position_embeddings.weight"),
     Row("embeddings.token_type_embeddings.weight", "embeddings.token_type_embeddings.weight"),
-    # HF keeps the capitalised attribute name `LayerNorm` from the TF port; ours is `norm`.
-    Row("embeddings.norm.weight", "embeddings.LayerNorm.weight"),
-    Row("embeddings.norm.bias", "embeddings.LayerNorm.bias"),
+    # HF keeps the capitalised attribute name `LayerNorm` from the TF port; ours is `norm`. Files
+    # converted from TF early on (bert-base-uncased's own) call its scale and shift gamma and beta;
+    # transformers 5.24 renames those on load ("legacy" in conversion_mapping.py), so we accept them.
+    Row("embeddings.norm.weight", "embeddings.LayerNorm.weight", legacy="embeddings.LayerNorm.gamma"),
+    Row("embeddings.norm.bias", "embeddings.LayerNorm.bias", legacy="embeddings.LayerNorm.beta"),
     # HF splits one attention block into BertSelfAttention (`attention.self`: q, k, v) and
     # BertSelfOutput (`attention.output`: the output projection and the residual's LayerNorm).
     Row("encoder.layers.{i}.attn.query.weight", "encoder.layer.{i}.attention.self.query.weight"),
@@ -32,15 +34,19 @@ BERT_TABLE = [
     Row("encoder.layers.{i}.attn.value.bias", "encoder.layer.{i}.attention.self.value.bias"),
     Row("encoder.layers.{i}.attn.out_proj.weight", "encoder.layer.{i}.attention.output.dense.weight"),
     Row("encoder.layers.{i}.attn.out_proj.bias", "encoder.layer.{i}.attention.output.dense.bias"),
-    Row("encoder.layers.{i}.attn_norm.weight", "encoder.layer.{i}.attention.output.LayerNorm.weight"),
-    Row("encoder.layers.{i}.attn_norm.bias", "encoder.layer.{i}.attention.output.LayerNorm.bias"),
+    Row("encoder.layers.{i}.attn_norm.weight", "encoder.layer.{i}.attention.output.LayerNorm.weight",
+        legacy="encoder.layer.{i}.attention.output.LayerNorm.gamma"),
+    Row("encoder.layers.{i}.attn_norm.bias", "encoder.layer.{i}.attention.output.LayerNorm.bias",
+        legacy="encoder.layer.{i}.attention.output.LayerNorm.beta"),
     # The feed-forward is BertIntermediate (`intermediate.dense`, up to F) + BertOutput (`output`).
     Row("encoder.layers.{i}.ffn.ffn_in.weight", "encoder.layer.{i}.intermediate.dense.weight"),
     Row("encoder.layers.{i}.ffn.ffn_in.bias", "encoder.layer.{i}.intermediate.dense.bias"),
     Row("encoder.layers.{i}.ffn.ffn_out.weight", "encoder.layer.{i}.output.dense.weight"),
     Row("encoder.layers.{i}.ffn.ffn_out.bias", "encoder.layer.{i}.output.dense.bias"),
-    Row("encoder.layers.{i}.ffn_norm.weight", "encoder.layer.{i}.output.LayerNorm.weight"),
-    Row("encoder.layers.{i}.ffn_norm.bias", "encoder.layer.{i}.output.LayerNorm.bias"),
+    Row("encoder.layers.{i}.ffn_norm.weight", "encoder.layer.{i}.output.LayerNorm.weight",
+        legacy="encoder.layer.{i}.output.LayerNorm.gamma"),
+    Row("encoder.layers.{i}.ffn_norm.bias", "encoder.layer.{i}.output.LayerNorm.bias",
+        legacy="encoder.layer.{i}.output.LayerNorm.beta"),
 ]
 POOLER_TABLE = [
     Row("pooler.dense.weight", "pooler.dense.weight"),
@@ -53,6 +59,7 @@ IGNORED = {
     "bert.embeddings.position_ids": "a buffer holding arange(max_positions), not a weight; we build positions on the fly",
     "cls.*": "pre-training heads (masked LM / next sentence); the encoder does not use them",
     "classifier.*": "a fine-tuning task head (BertForSequenceClassification & co.); the encoder does not use it",
+    "qa_outputs.*": "the answer-span head of BertForQuestionAnswering (start/end logits); the encoder does not use it",
 }
 POOLER_IGNORED = {
     "pooler.*": "this model was built without a pooler",
@@ -80,7 +87,7 @@ def load_bert_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
     """Fill a minibert.BertModel from HF BERT tensors, strictly; returns the LoadReport."""
     prefix = checkpoint_prefix(tensors)
     table = BERT_TABLE + (POOLER_TABLE if model.pooler is not None else [])
-    rows = [Row(row.target, prefix + row.source, row.transform)
+    rows = [Row(row.target, prefix + row.source, row.transform, row.legacy and prefix + row.legacy)
             for row in expand_rows(table, model.config.num_hidden_layers)]
     ignored = IGNORED if model.pooler is not None else {**IGNORED, **POOLER_IGNORED}
     return load_strict(model, tensors, rows, ignored, where=where)

@@ -199,10 +199,12 @@ def identity(tensor: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Row:
     """One line of a key table: our parameter <- source key, through a named transform.
-    `{i}` in both patterns is the layer index."""
+    `{i}` in the patterns is the layer index. `legacy` is an older name of the same source tensor,
+    used when a file carries it instead of `source` (a file carrying both is refused)."""
     target: str
     source: str
     transform: Callable[[torch.Tensor], torch.Tensor] = identity
+    legacy: str | None = None
 
 
 def expand_rows(rows: list[Row], num_layers: int) -> list[Row]:
@@ -210,7 +212,8 @@ def expand_rows(rows: list[Row], num_layers: int) -> list[Row]:
     expanded = []
     for row in rows:
         if "{i}" in row.target:
-            expanded += [Row(row.target.format(i=i), row.source.format(i=i), row.transform) for i in range(num_layers)]
+            expanded += [Row(row.target.format(i=i), row.source.format(i=i), row.transform,
+                             row.legacy.format(i=i) if row.legacy else None) for i in range(num_layers)]
         else:
             expanded.append(row)
     return expanded
@@ -228,6 +231,18 @@ class LoadReport:
                 f"missing {len(self.missing)}, unexpected {len(self.unexpected)}")
 
 
+def _with_source_in_file(row: Row, tensors: dict[str, torch.Tensor], where: str) -> Row:
+    """The row reading its legacy source name if that is the one the file has."""
+    if row.legacy is None or row.legacy not in tensors:
+        return row
+    if row.source in tensors:
+        raise ValueError(
+            f"{where} has both {row.source!r} and its legacy name {row.legacy!r} for our parameter "
+            f"{row.target!r}; it is ambiguous which one to load"
+        )
+    return Row(row.target, row.legacy, row.transform)
+
+
 def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], rows: list[Row],
                 ignored: dict[str, str], where: str = "checkpoint") -> LoadReport:
     """Copy `tensors` into `module` through the expanded `rows`; raise unless the match is exact.
@@ -243,6 +258,7 @@ def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], rows:
         raise RuntimeError(f"key table does not match the model: duplicated {duplicated}, "
                            f"no row for {unplanned}, rows for non-parameters {unknown}")
 
+    rows = [_with_source_in_file(row, tensors, where) for row in rows]
     report = LoadReport()
     used = {row.source for row in rows}
     for key in tensors:

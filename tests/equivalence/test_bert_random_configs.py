@@ -133,3 +133,64 @@ def test_masked_lm_checkpoint_has_no_pooler():
         ref_out = reference.bert(**inputs, output_hidden_states=True)
     assert ours_out.pooler_output is None
     assert_layers_close(ours_out, ref_out, inputs["attention_mask"], atol=RANDOM_ATOL)
+
+
+def test_decoder_checkpoint_is_refused_not_run_bidirectionally(tmp_path):
+    # BertLMHeadModel saves is_decoder=true; transformers' BertModel then attends causally.
+    reference = build_reference(transformers.BertLMHeadModel, seed=3, is_decoder=True, **TINY)
+    reference.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="is_decoder=True"):
+        minibert.BertModel.from_pretrained(tmp_path)
+
+
+def test_question_answering_checkpoint_ignores_its_span_head():
+    reference = build_reference(transformers.BertForQuestionAnswering, seed=4, **TINY)
+    ours = save_and_load_ours(reference)
+    assert set(ours.load_report.ignored) >= {"qa_outputs.weight", "qa_outputs.bias"}
+    inputs = random_batch(4, 2, 6, TINY["vocab_size"], 2)
+    with torch.no_grad():
+        ours_out = ours(**inputs, output_hidden_states=True)
+        ref_out = reference.bert(**inputs, output_hidden_states=True)
+    assert_layers_close(ours_out, ref_out, inputs["attention_mask"], atol=RANDOM_ATOL)
+
+
+def legacy_layer_norm_names(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename LayerNorm.weight/.bias to the TF-era gamma/beta, as in bert-base-uncased's own files."""
+    legacy = {"weight": "gamma", "bias": "beta"}
+    renamed = {}
+    for key, tensor in tensors.items():
+        head, _, last = key.rpartition(".")
+        renamed[f"{head}.{legacy[last]}" if head.endswith("LayerNorm") else key] = tensor
+    return renamed
+
+
+def test_legacy_gamma_beta_layer_norm_names_load_like_transformers(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    reference = build_reference(transformers.BertForPreTraining, seed=5, **TINY)
+    reference.save_pretrained(tmp_path)
+    tensors = legacy_layer_norm_names(load_file(tmp_path / "model.safetensors"))
+    assert "bert.embeddings.LayerNorm.gamma" in tensors
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+
+    # transformers 5.24 renames gamma/beta back on load; compare with what it loaded from this file.
+    legacy_reference = transformers.BertModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    ours = minibert.BertModel.from_pretrained(tmp_path)
+    assert ours.load_report.loaded["embeddings.norm.weight"] == "bert.embeddings.LayerNorm.gamma"
+    inputs = random_batch(5, 2, 8, TINY["vocab_size"], 2)
+    with torch.no_grad():
+        ours_out = ours(**inputs, output_hidden_states=True, output_attentions=True)
+        ref_out = legacy_reference(**inputs, output_hidden_states=True, output_attentions=True)
+    assert_layers_close(ours_out, ref_out, inputs["attention_mask"], atol=RANDOM_ATOL)
+
+
+def test_both_current_and_legacy_layer_norm_names_are_refused(tmp_path):
+    reference = build_reference(transformers.BertModel, seed=6, **TINY)
+    reference.save_pretrained(tmp_path)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["embeddings.LayerNorm.gamma"] = tensors["embeddings.LayerNorm.weight"].clone()
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"both 'embeddings.LayerNorm.weight' and its legacy name 'embeddings.LayerNorm.gamma'"):
+        minibert.BertModel.from_pretrained(tmp_path)

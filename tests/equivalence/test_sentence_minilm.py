@@ -230,3 +230,35 @@ def test_do_lower_case_and_max_seq_length_cap_like_sentence_transformers(minilm_
     assert_vectors_close(encoder.encode(texts), reference.encode(texts, batch_size=1))
     # The special token written in the text survives lowercasing, as in sentence-transformers.
     assert encoder.tokenizer(texts[0], return_offsets=True)["tokens"][0] == ["[CLS]", "hello", "[MASK]", "world", "[SEP]"]
+
+
+def test_model_saved_by_sentence_transformers_itself_loads(reference, tmp_path):
+    """sentence-transformers 6.2 writes its new class paths into modules.json
+    (sentence_transformers.base.modules.transformer.Transformer, ...); they name the same stages."""
+    reference.save(str(tmp_path))
+    types = [module["type"] for module in json.loads((tmp_path / "modules.json").read_text())]
+    assert "sentence_transformers.models.Transformer" not in types  # the new spelling, really
+    encoder = SentenceEncoder.from_pretrained(tmp_path)
+    assert (encoder.pooling_config.pooling_modes, encoder.normalize) == (("mean",), True)
+    saved_reference = SentenceTransformer(str(tmp_path), device="cpu")
+    assert encoder.max_seq_length == saved_reference.max_seq_length
+    assert_vectors_close(encoder.encode(VARIANT_TEXTS), saved_reference.encode(VARIANT_TEXTS, batch_size=1))
+
+
+def test_older_layout_with_the_transformer_in_a_subfolder_loads(minilm_dir, tmp_path):
+    """Older sentence-transformers releases saved the BERT files in 0_Transformer/, named by the
+    Transformer entry's "path" in modules.json; only modules.json and the stage folders are on top."""
+    transformer = tmp_path / "0_Transformer"
+    transformer.mkdir()
+    _linked_copy(minilm_dir, transformer, leave_out=("modules.json", "1_Pooling", "2_Normalize"))
+    (tmp_path / "1_Pooling").symlink_to(minilm_dir / "1_Pooling")
+    (tmp_path / "2_Normalize").mkdir()
+    modules = json.loads((minilm_dir / "modules.json").read_text())
+    modules[0]["path"] = "0_Transformer"
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    assert not (tmp_path / "model.safetensors").exists()
+
+    encoder = SentenceEncoder.from_pretrained(tmp_path)
+    assert (encoder.max_seq_length, encoder.normalize) == (256, True)  # 0_Transformer/sentence_bert_config.json
+    reference = SentenceTransformer(str(tmp_path), device="cpu")
+    assert_vectors_close(encoder.encode(VARIANT_TEXTS), reference.encode(VARIANT_TEXTS, batch_size=1))

@@ -72,3 +72,20 @@ def test_round_trip_through_json(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(dataclasses.asdict(config)))
     assert BertConfig.from_json(path) == config
+
+
+def test_zero_heads_is_a_clear_error_not_a_division_by_zero():
+    with pytest.raises(ValueError, match="num_attention_heads must be a positive integer"):
+        BertConfig(num_attention_heads=0)
+
+
+@pytest.mark.parametrize("flag", ["is_decoder", "add_cross_attention"])
+def test_decoder_configs_are_refused(flag):
+    # transformers then masks attention causally (is_decoder) or adds cross-attention layers; our
+    # encoder would silently compute bidirectional self-attention instead (measured: 2.7e-2 off).
+    with pytest.raises(ValueError, match=f"{flag}=True .* only the bidirectional encoder"):
+        BertConfig.from_dict({flag: True})
+
+
+def test_decoder_flags_set_to_false_are_fine():
+    assert BertConfig.from_dict({"is_decoder": False, "add_cross_attention": False}).hidden_size == 768

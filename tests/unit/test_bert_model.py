@@ -161,3 +161,9 @@ def test_unbatched_ids_are_a_type_error(model):
 def test_list_ids_are_a_type_error(model):
     with pytest.raises(TypeError, match="input_ids must be a .B, T. tensor, got list"):
         model([[1, 2, 3]])
+
+
+def test_zero_length_input_is_a_clear_error(model):
+    # With no tokens there is no [CLS] position for the pooler; this used to be an IndexError there.
+    with pytest.raises(ValueError, match=r"input_ids has no tokens \(shape \(1, 0\)\)"):
+        model(torch.zeros(1, 0, dtype=torch.long))

@@ -202,3 +202,94 @@ def test_impossible_one_sided_truncation(ours):
 def test_directory_without_tokenizer_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected tokenizer.json, or vocab.txt"):
         Tokenizer.from_pretrained(tmp_path)
+
+
+# ----- tokenizer.json and the config flags disagreeing -------------------------------------------
+
+CASED_TEXTS = ["Hello World ÉCOLE", "Héllo WÖRLD, naïve café résumé!", "机器学习 [MASK] Ünïcode"]
+
+
+def _disagreeing_dir(minilm_dir, directory, json_lowercase, tokenizer_config, with_model_config=False):
+    """The MiniLM vocabulary with tokenizer.json's normaliser set to lowercase=json_lowercase, next
+    to the given tokenizer_config.json (None: no such file) and optionally MiniLM's config.json."""
+    tokenizer_json = json.loads((minilm_dir / "tokenizer.json").read_text())
+    tokenizer_json["normalizer"]["lowercase"] = json_lowercase
+    (directory / "tokenizer.json").write_text(json.dumps(tokenizer_json))
+    shutil.copy(minilm_dir / "vocab.txt", directory / "vocab.txt")
+    if tokenizer_config is not None:
+        (directory / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    if with_model_config:
+        shutil.copy(minilm_dir / "config.json", directory / "config.json")
+    return directory
+
+
+@pytest.mark.parametrize(
+    "json_lowercase,tokenizer_config,with_model_config",
+    [
+        # A: the BertTokenizer class (named, or implied by config.json's model_type "bert") rebuilds
+        # the normaliser from its flags, and do_lower_case defaults to True: it lowercases although
+        # tokenizer.json says not to.
+        (False, {"tokenizer_class": "BertTokenizer"}, False),
+        (False, {"tokenizer_class": "BertTokenizerFast"}, False),
+        (False, {}, True),
+        (False, None, True),
+        # B: do_lower_case false wins over tokenizer.json's lowercase true.
+        (True, {"do_lower_case": False, "tokenizer_class": "BertTokenizer"}, False),
+        (True, {"do_lower_case": False}, True),
+        (False, {"tokenizer_class": "BertTokenizer", "strip_accents": False, "tokenize_chinese_chars": False}, False),
+        # Without a Bert class, transformers uses tokenizer.json as it is.
+        (False, {}, False),
+        (False, None, False),
+        (True, {"do_lower_case": False, "tokenizer_class": "PreTrainedTokenizerFast"}, True),
+    ],
+    ids=str,
+)
+def test_config_flags_and_tokenizer_json_disagreeing_like_auto_tokenizer(
+    minilm_dir, tmp_path, json_lowercase, tokenizer_config, with_model_config
+):
+    directory = _disagreeing_dir(minilm_dir, tmp_path, json_lowercase, tokenizer_config, with_model_config)
+    reference = AutoTokenizer.from_pretrained(str(directory))
+    ours = Tokenizer.from_pretrained(directory)
+    expected = reference(CASED_TEXTS, padding=True, truncation=True, return_tensors="pt")
+    # The generic TokenizersBackend returns no token_type_ids (not a BERT input name to it); the
+    # normaliser shows in the ids anyway.
+    for key in ("input_ids", "attention_mask"):
+        torch.testing.assert_close(ours(CASED_TEXTS)[key], expected[key], rtol=0, atol=0, msg=lambda m: f"{key}: {m}")
+
+
+# ----- padding_side / truncation_side from the config ---------------------------------------------
+
+
+def _with_tokenizer_config(minilm_dir, directory, **changes):
+    for name in ("tokenizer.json", "vocab.txt"):
+        shutil.copy(minilm_dir / name, directory / name)
+    config = json.loads((minilm_dir / "tokenizer_config.json").read_text())
+    (directory / "tokenizer_config.json").write_text(json.dumps({**config, **changes}))
+    return directory
+
+
+@pytest.mark.parametrize(
+    "sides",
+    [dict(padding_side="left"), dict(truncation_side="left"), dict(padding_side="left", truncation_side="left")],
+    ids=str,
+)
+def test_padding_and_truncation_side_follow_the_config_like_auto_tokenizer(minilm_dir, tmp_path, sides):
+    directory = _with_tokenizer_config(minilm_dir, tmp_path, **sides)
+    ours, reference = Tokenizer.from_pretrained(directory), AutoTokenizer.from_pretrained(str(directory))
+    for options in (dict(padding=True, truncation=True), dict(padding="max_length", truncation=True, max_length=12)):
+        assert_same_ids(ours(CORPUS, **options), reference(CORPUS, return_tensors="pt", **options))
+        assert_same_ids(ours(CORPUS, PAIRS, **options), reference(CORPUS, PAIRS, return_tensors="pt", **options))
+
+
+def test_left_padding_offsets_keep_pad_first(minilm_dir, tmp_path):
+    ours = Tokenizer.from_pretrained(_with_tokenizer_config(minilm_dir, tmp_path, padding_side="left"))
+    batch = ours(["a b c", "a"], return_offsets=True)
+    assert batch["tokens"][1] == ["[PAD]", "[PAD]", "[CLS]", "a", "[SEP]"]
+    assert batch["attention_mask"][1].tolist() == [0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("key", ["padding_side", "truncation_side"])
+def test_unknown_side_is_a_clear_error(minilm_dir, tmp_path, key):
+    directory = _with_tokenizer_config(minilm_dir, tmp_path, **{key: "middle"})
+    with pytest.raises(ValueError, match=f"{key} must be 'right' or 'left', got 'middle'"):
+        Tokenizer.from_pretrained(directory)

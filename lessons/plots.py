@@ -1,0 +1,49 @@
+"""matplotlib is optional (the `viz` extra). Without it, lessons print their numbers and say how
+to get the pictures; with it, every figure has a title and labelled axes and is saved as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+VIZ_HINT = 'matplotlib is not installed, so no pictures this time: pip install -e ".[viz]"'
+
+
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend, or None when matplotlib is missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")  # never open a window, never need a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path, written: list[Path]) -> None:
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    fig.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    written.append(path)
+
+
+def heatmap(ax, matrix, row_labels, col_labels, title, xlabel, ylabel, cmap="viridis",
+            vmin=None, vmax=None, annotate=False, fontsize=7):
+    image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.set_xticks(range(len(col_labels)))
+    ax.set_xticklabels(col_labels, rotation=90 if max(map(len, map(str, col_labels)), default=0) > 3 else 0, fontsize=fontsize)
+    ax.set_yticks(range(len(row_labels)))
+    ax.set_yticklabels(row_labels, fontsize=fontsize)
+    ax.set_title(title, fontsize=fontsize + 2)
+    ax.set_xlabel(xlabel, fontsize=fontsize + 1)
+    ax.set_ylabel(ylabel, fontsize=fontsize + 1)
+    if annotate:
+        for i in range(len(row_labels)):
+            for j in range(len(col_labels)):
+                ax.text(j, i, f"{matrix[i][j]:.2f}", ha="center", va="center",
+                        fontsize=fontsize - 1, color="white" if matrix[i][j] < (vmax or 1) * 0.6 else "black")
+    return image

@@ -1,0 +1,80 @@
+"""Lesson 4: sentence embeddings (the seed's demo). SentenceEncoder = tokenizer -> BERT ->
+mean pooling -> L2 normalisation (Reimers & Gurevych 2019), so a dot product is a cosine.
+
+First the seed's four "bank" sentences and their cosine matrix, then a small semantic search:
+embed ~20 sentences once, embed the query, rank by cosine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import data, plots
+from .common import DEFAULT_MODEL, LessonError, cosine_matrix, format_table, load_sentence_encoder, short
+
+
+def nearest(sims: np.ndarray) -> list[int]:
+    """For each row, the index of the most similar *other* row."""
+    masked = sims.copy()
+    np.fill_diagonal(masked, -np.inf)
+    return [int(i) for i in masked.argmax(1)]
+
+
+def search(encoder, query: str, corpus: list[str]) -> list[tuple[float, str]]:
+    vectors = encoder.encode(corpus)
+    q = encoder.encode([query])
+    scores = cosine_matrix(q, vectors)[0]
+    order = np.argsort(-scores, kind="stable")
+    return [(float(scores[i]), corpus[i]) for i in order]
+
+
+def run(out: Path, query: str | None = None) -> dict:
+    """The seed sentences' cosine matrix and nearest neighbours, then search for `query`."""
+    query = data.DEFAULT_QUERY if query is None else query
+    if not query.strip():
+        raise LessonError("the --query is empty: type what you are looking for")
+    encoder = load_sentence_encoder()
+    sentences = data.SEED_SENTENCES
+    sims = cosine_matrix(encoder.encode(sentences))
+    names = [f"s{i + 1}" for i in range(len(sentences))]
+
+    print(f"Sentence embeddings with {DEFAULT_MODEL} (mean pooling, normalised)\n")
+    for name, sentence in zip(names, sentences):
+        print(f"  {name}: {sentence}")
+    print("\n== Cosine similarity")
+    print(format_table([""] + names, [[n] + [float(v) for v in row] for n, row in zip(names, sims)]))
+    print("\n== Nearest other sentence")
+    near = nearest(sims)
+    for i, j in enumerate(near):
+        print(f"  {names[i]} -> {names[j]} ({sims[i, j]:.3f})  {short(sentences[i], 42)} -> {short(sentences[j], 42)}")
+
+    results = search(encoder, query, data.SEARCH_CORPUS)
+    print(f"\n== Semantic search over {len(data.SEARCH_CORPUS)} sentences for: {query!r}")
+    print(format_table(["rank", "cosine", "sentence"],
+                       [[str(r + 1), score, text] for r, (score, text) in enumerate(results[:5])]))
+    print("  (try your own: python -m lessons similarity --query \"...\")")
+
+    written: list[Path] = []
+    plt = plots.pyplot()
+    if plt is None:
+        print("\n" + plots.VIZ_HINT)
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.25]},
+                                 layout="constrained")
+        labels = [f"{n}: {short(s, 30)}" for n, s in zip(names, sentences)]
+        image = plots.heatmap(axes[0], sims, labels, names, "Cosine similarity of the seed sentences",
+                              "sentence", "sentence", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
+        fig.colorbar(image, ax=axes[0], label="cosine similarity")
+        top = results[:10][::-1]
+        axes[1].barh([short(t, 48) for _, t in top], [s for s, _ in top], color="tab:blue")
+        axes[1].tick_params(axis="y", labelsize=8)
+        axes[1].set_title(f"Semantic search, top 10 for\n{short(query, 60)!r}", fontsize=10)
+        axes[1].set_xlabel("cosine similarity to the query")
+        axes[1].set_ylabel("sentence")
+        plots.save(fig, out / "similarity.png", written)
+    for path in written:
+        print(f"wrote {path}")
+    return {"sentences": sentences, "cosine": sims, "nearest": near, "query": query,
+            "results": results, "written": written}

@@ -1,0 +1,95 @@
+"""Bad input gets a clear one-line message and exit status 2, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lessons import plots
+from lessons.__main__ import main
+from lessons.common import LessonError, find_word, prepare_out
+
+
+def _fails(capsys, argv, *needles):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_unknown_lesson(capsys, tmp_path):
+    _fails(capsys, ["no-such-lesson", "--out", str(tmp_path)], "unknown lesson 'no-such-lesson'",
+           "static-vs-contextual")
+
+
+def test_unknown_lesson_in_a_real_process(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lessons", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "unknown lesson 'nope'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_output_folder_under_a_file(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _fails(capsys, ["similarity", "--out", str(blocker / "sub")], "cannot write to output folder")
+
+
+def test_output_folder_is_a_file(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _fails(capsys, ["similarity", "--out", str(blocker)], "is not a folder")
+
+
+def test_output_folder_not_writable(tmp_path):
+    with pytest.raises(LessonError, match="cannot write to output folder"):
+        prepare_out("/proc/lessons-cannot-write-here")
+
+
+def test_word_not_in_sentence(capsys, tmp_path):
+    _fails(capsys, ["static-vs-contextual", "--out", str(tmp_path), "--word", "bank",
+                    "--sentence", "The bank is closed.", "--sentence", "Nothing to see here."],
+           "'bank' does not occur in the sentence 'Nothing to see here.'")
+
+
+def test_word_without_prepared_sentences(capsys, tmp_path):
+    _fails(capsys, ["static-vs-contextual", "--out", str(tmp_path), "--word", "zebra"],
+           "no prepared sentences for 'zebra'")
+
+
+def test_elmo_word_without_prepared_sentences(capsys, tmp_path):
+    _fails(capsys, ["elmo-layers", "--out", str(tmp_path), "--word", "zebra"], "no prepared sentences")
+
+
+def test_option_the_lesson_does_not_take(capsys, tmp_path):
+    _fails(capsys, ["similarity", "--out", str(tmp_path), "--word", "bank"],
+           "lesson 'similarity' takes no --word")
+
+
+def test_options_with_all(capsys, tmp_path):
+    _fails(capsys, ["all", "--out", str(tmp_path), "--query", "x"], "'all' runs every lesson")
+
+
+def test_attention_head_out_of_range(capsys, tmp_path):
+    _fails(capsys, ["attention", "--out", str(tmp_path), "--head", "13"], "--head 13 is out of range")
+
+
+def test_empty_query(capsys, tmp_path):
+    _fails(capsys, ["similarity", "--out", str(tmp_path), "--query", "  "], "--query is empty")
+
+
+def test_find_word_is_whole_word_and_case_insensitive():
+    assert find_word("Banking at the Bank.", "bank") == (15, 19)
+    with pytest.raises(LessonError, match="does not occur"):
+        find_word("Banking is fun.", "bank")
+
+
+def test_without_matplotlib_numbers_and_a_hint(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(plots, "pyplot", lambda: None)
+    assert main(["similarity", "--out", str(tmp_path), "--query", "river"]) == 0
+    printed = capsys.readouterr().out
+    assert plots.VIZ_HINT in printed and 'pip install -e ".[viz]"' in printed
+    assert "Cosine similarity" in printed
+    assert not list(tmp_path.glob("*.png"))

@@ -1,0 +1,75 @@
+"""The lessons' small numeric helpers against independent derivations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lessons.attention import head_entropy, head_roles, role_mass
+from lessons.common import bert_word_vectors, cosine_matrix, load_bert, pca_2d, sense_separation
+
+# float32 model vectors compared with a float32 mean computed another way: rounding only.
+MEAN_ATOL = 1e-6
+# pca_2d's float64 projection vs one via numpy's eigh of the covariance: two float64 routes
+# (measured 1.8e-14 on coordinates up to ~9); 1e-8 leaves room for other LAPACK builds, while a
+# wrong axis or a missing centring is off by O(1).
+PCA_ATOL = 1e-8
+# The explained-variance ratios in [0, 1], the same two float64 routes (measured 3.9e-16).
+VARIANCE_RATIO_ATOL = 1e-10
+# head_entropy of exactly one-hot float64 rows: 1 * log(1) = 0 and the zeros contribute 0 * log(1e-12)
+# = 0, so only rounding remains.
+ONE_HOT_ENTROPY_ATOL = 1e-9
+
+
+def test_pca_matches_the_covariance_eigenvectors():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)) @ rng.normal(size=(6, 6))
+    points, ratio = pca_2d(x)
+    centred = x - x.mean(0)
+    values, vectors = np.linalg.eigh(np.cov(centred, rowvar=False))
+    top = vectors[:, ::-1][:, :2]  # eigh sorts ascending
+    expected = centred @ top
+    for k in range(2):  # a principal axis is defined up to its sign
+        sign = np.sign(points[:, k] @ expected[:, k])
+        np.testing.assert_allclose(points[:, k], sign * expected[:, k], atol=PCA_ATOL)
+    np.testing.assert_allclose(ratio, values[::-1][:2] / values.sum(), atol=VARIANCE_RATIO_ATOL)
+
+
+def test_sense_separation_leaves_out_self_pairs():
+    v = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    same, diff, gap = sense_separation(v, ["a", "a", "b", "b"])
+    sims = cosine_matrix(v)
+    assert same == pytest.approx((sims[0, 1] + sims[2, 3]) / 2)
+    assert diff == pytest.approx(sims[:2, 2:].mean())
+    assert gap == pytest.approx(same - diff)
+
+
+def test_entropy_and_roles_on_constructed_attention():
+    T = 5
+    uniform = np.full((1, 1, T, T), 1 / T)
+    one_hot_prev = np.zeros((1, 1, T, T))
+    one_hot_prev[0, 0, 0, 0] = 1.0
+    for i in range(1, T):
+        one_hot_prev[0, 0, i, i - 1] = 1.0
+    assert head_entropy(uniform)[0, 0] == pytest.approx(math.log(T))
+    assert head_entropy(one_hot_prev)[0, 0] == pytest.approx(0.0, abs=ONE_HOT_ENTROPY_ATOL)
+    identity = np.eye(T)[None, None]
+    probs = np.concatenate([one_hot_prev, identity, uniform], axis=1)  # 3 heads
+    roles = head_roles(role_mass(probs))
+    assert roles == [["previous", "self", "mixed"]]
+
+
+def test_multi_piece_word_is_the_mean_of_its_pieces():
+    model, tokenizer = load_bert()
+    sentence = "The river bank was eroding due to heavy rainfall."
+    static, layers, pieces = bert_word_vectors(model, tokenizer, [sentence], "eroding")
+    assert len(pieces[0]) > 1, "pick a word that splits into several word pieces"
+    enc = tokenizer([sentence], return_offsets=True)
+    positions = [i for i, t in enumerate(enc["tokens"][0]) if t in pieces[0]]
+    ids = enc["input_ids"][0, positions]
+    expected_static = model.embeddings.word_embeddings.weight[ids].mean(0).detach().numpy()
+    np.testing.assert_allclose(static[0], expected_static, atol=MEAN_ATOL)
+    with torch.no_grad():
+        hidden = model(enc["input_ids"], output_hidden_states=True).hidden_states[-1][0, positions]
+    np.testing.assert_allclose(layers[-1, 0], hidden.mean(0).numpy(), atol=MEAN_ATOL)
