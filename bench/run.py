@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import platform
+import shlex
 import subprocess
 import sys
 
@@ -168,7 +169,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict | None,
            settings: Settings, argv: list[str]) -> str:
     out = ["# minicontext speed bench", "",
-           f"Command: `python -m bench {' '.join(argv)}`".replace("  ", " ").replace(" `", "`"), ""]
+           f"Command: `{shlex.join(['python', '-m', 'bench', *argv])}`", ""]
     out += [f"- {k}: {v}" for k, v in env.items()]
     out += [f"- corpus: {stats['sentences']} seeded sentences, {stats['mean']:.1f} word pieces on "
             f"average, {stats['max']} at most ({stats['tokens']} in all)",
@@ -209,6 +210,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--sentences", type=int, help="corpus size (default 2000)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats per timing (>= 3)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["bert", "elmo"], help="sections to leave out")
+    parser.add_argument("--note", default="", help="a line on the conditions of this run, written into the report")
     parser.add_argument("--output", type=pathlib.Path, help="where to write the markdown (default bench/RESULTS.md; "
                                                             "--quick writes nothing unless given)")
     args = parser.parse_args(argv)
@@ -226,6 +228,8 @@ def main(argv=None) -> dict:
         print(msg, file=sys.stderr, flush=True)
 
     env = machine()
+    if args.note:
+        env["conditions"] = args.note
     corpus = make_corpus(settings.sentences)
     lengths = token_lengths(corpus)
     stats = {"sentences": len(corpus), "mean": sum(lengths) / len(lengths), "max": max(lengths),
