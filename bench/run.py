@@ -200,7 +200,42 @@ def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict |
                 "the parent's, inherited through fork and exec).", ""]
     if elmo_result:
         out += elmo_result["markdown"]
+    checks = targets(bert_result, elmo_result)
+    if checks:
+        out += ["## Issue 5 targets, as measured in this run", "",
+                markdown_table(["target", "measured", "met"], checks), ""]
     return "\n".join(out) + "\n"
+
+
+def targets(bert_result: dict | None, elmo_result: dict | None) -> list[list[str]]:
+    """Each target of issue 5 with this run's ratio, as table rows."""
+    rows = []
+
+    def check(name, value, ok, unit=""):
+        rows.append([name, f"{value:.3g}{unit}", "yes" if ok else "**no**"])
+
+    if bert_result:
+        r = bert_result["rows"]
+        ours, st, teaching = r["minibert"], r[bert.REFERENCE], r["minibert-teaching"]
+        check("SentenceEncoder throughput >= 1.2x sentence-transformers", ours["x ST"], ours["x ST"] >= 1.2, "x")
+        check("embeddings within 1e-5 of sentence-transformers", ours["max abs diff vs ST"],
+              ours["max abs diff vs ST"] <= 1e-5)
+        check("single-sentence latency <= sentence-transformers'", ours["latency ms"] / st["latency ms"],
+              ours["latency ms"] <= st["latency ms"], "x")
+        check("load time <= sentence-transformers'", ours["load ms"] / st["load ms"], ours["load ms"] <= st["load ms"], "x")
+        memory = bert_result["memory"]
+        if "minibert" in memory and bert.REFERENCE in memory:
+            ratio = memory["minibert"]["peak_rss_mb"] / memory[bert.REFERENCE]["peak_rss_mb"]
+            check("peak RSS <= sentence-transformers'", ratio, ratio <= 1.0, "x")
+        slowdown = ours["sent/s"] / teaching["sent/s"]
+        check("teaching path at most 1.5x slower than the fast path", slowdown, slowdown <= 1.5, "x")
+    if elmo_result:
+        fixture, original = elmo_result["rows"]
+        check("minielmo fast path >= 3x the readable loop (fixture model)", fixture["fast / readable"],
+              fixture["fast / readable"] >= 3, "x")
+        check(f"minielmo fast path >= 90% of the matmul-bound rate ({original['model'].split(' (')[0]})",
+              original["fast % of dense-only"], original["fast % of dense-only"] >= 90, "%")
+    return rows
 
 
 def main(argv=None) -> dict:
