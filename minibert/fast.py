@@ -46,6 +46,18 @@ def fused_qkv(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return cached[1], cached[2]
 
 
+def watched(module: nn.Module) -> bool:
+    """True when a forward hook is registered on `module`, on any submodule, or globally.
+
+    The fast path skips the calls of the modules it fuses, so their hooks would never fire; a
+    caller that sees True runs the readable path instead, where every module is called."""
+    from torch.nn.modules import module as module_lib
+
+    if module_lib._global_forward_hooks or module_lib._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
 def layer_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:
     return F.layer_norm(x, norm.weight.shape, norm.weight, norm.bias, norm.eps)
 
