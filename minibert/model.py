@@ -202,6 +202,24 @@ class Pooler(nn.Module):
         return torch.tanh(self.dense(hidden[:, 0]))                     # (B, T, D) -> (B, D)
 
 
+def built_without_init(build):
+    """Return build() with nn.init's random fillers switched off while it runs.
+
+    For from_pretrained only, which overwrites every parameter at once: drawing 22M random
+    numbers takes longer than reading the checkpoint. (Building on the meta device instead costs
+    seconds of one-off imports and more memory.) Not thread-safe: nn.init's functions are
+    swapped for the duration of the call."""
+    fillers = ("kaiming_uniform_", "uniform_", "normal_")
+    saved = {name: getattr(nn.init, name) for name in fillers}
+    for name in fillers:
+        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        return build()
+    finally:
+        for name, filler in saved.items():
+            setattr(nn.init, name, filler)
+
+
 @dataclass
 class BertOutput:
     last_hidden_state: torch.Tensor                                   # (B, T, D)
@@ -229,7 +247,8 @@ class BertModel(nn.Module):
         model_dir = resolve(name_or_dir)
         config = BertConfig.from_json(model_dir / "config.json")
         tensors = bert_hf.read_checkpoint(model_dir)
-        model = cls(config, add_pooler=bert_hf.has_pooler(tensors))
+        # No random init: every value is overwritten next (the strict loader fills all or raises).
+        model = built_without_init(lambda: cls(config, add_pooler=bert_hf.has_pooler(tensors)))
         model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir))
         return model.float().eval()
 
