@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import pooling
+from minibert import fast
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer
 
@@ -128,21 +129,26 @@ class SentenceEncoder:
         # (sentence-transformers does the same, by character count). Each batch's vectors are written
         # back at its texts' own rows, which keeps the caller's order.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
         vectors = torch.zeros(len(texts), self.dimension)  # (N, D)
-        num_batches = -(-len(texts) // batch_size)
-        for b, start in enumerate(range(0, len(texts), batch_size)):
-            batch_ids = order[start : start + batch_size]
-            vectors[batch_ids] = self._embed_batch([texts[i] for i in batch_ids], normalize)
+        # Tokenize here, in one thread (the tokenizer object is not shared across threads), then
+        # run the model on several batches in parallel, one thread each (see fast.map_batches).
+        tokenized = [self.tokenizer([texts[i] for i in ids], max_length=self.max_seq_length,
+                                    padding=True, truncation=True) for ids in batches]
+        embedded = fast.map_batches(lambda batch: self._embed_batch(batch, normalize), tokenized)
+        for b, (batch_ids, batch_vectors) in enumerate(zip(batches, embedded)):
+            vectors[batch_ids] = batch_vectors
             if show_progress:
-                _draw_progress(b + 1, num_batches)
+                _draw_progress(b + 1, len(batches))
         return vectors.numpy().astype(np.float32, copy=False)
 
-    def _embed_batch(self, texts: list[str], normalize: bool) -> torch.Tensor:
-        """One padded batch through the pipeline. B texts -> (B, D)."""
-        batch = self.tokenizer(texts, max_length=self.max_seq_length, padding=True, truncation=True)
-        hidden = self.model(
-            batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"]
-        ).last_hidden_state  # (B, T) -> (B, T, D)
+    def _embed_batch(self, batch: dict, normalize: bool) -> torch.Tensor:
+        """One tokenized, padded batch through model, pooling and normalisation. (B, T) -> (B, D)."""
+        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+        if fast.watched(self.model):  # a forward hook is registered: run every module, so it fires
+            hidden = self.model(ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        else:  # minibert/fast.py: the same maths, padding packed away, fused kernels (pinned by a test)
+            hidden = fast.last_hidden_state(self.model, ids, mask, types)  # (B, T) -> (B, T, D)
         sentence = pooling.pool(hidden, batch["attention_mask"], self.pooling_config.pooling_modes)  # (B, T, D) -> (B, D)
         return pooling.normalize(sentence) if normalize else sentence
 

@@ -117,3 +117,23 @@ def test_map_batches_equals_a_loop_and_restores_threads(threads):
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_sentence_encoder_runs_the_model_itself_when_a_hook_watches(minilm_dir, torch_single_thread):
+    """SentenceEncoder uses the fast path, unless a forward hook is registered: then every module
+    runs (so the hook fires) and the vectors are the same."""
+    import minibert
+
+    encoder = minibert.SentenceEncoder.from_pretrained(minilm_dir)
+    texts = ["The bank approved my loan application.", "Hi", "We sat on the bank of the river, quietly."]
+    fast_vectors = encoder.encode(texts)
+    calls = []
+    handle = encoder.model.encoder.layers[2].attn.register_forward_hook(lambda module, args, out: calls.append(1))
+    try:
+        watched_vectors = encoder.encode(texts)
+    finally:
+        handle.remove()
+    assert calls, "the hook on layer 2's attention never fired"
+    torch.testing.assert_close(torch.from_numpy(watched_vectors), torch.from_numpy(fast_vectors),
+                               rtol=0, atol=FAST_VS_EXPLICIT_ATOL)
