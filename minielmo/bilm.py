@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fast
 from .characters import BOS_CHAR_IDS, EOS_CHAR_IDS
 from .config import NUM_CHAR_IDS, ElmoConfig
 
@@ -146,6 +147,10 @@ class BiLM(nn.Module):
         super().__init__()
         self.config = config
         self.stateful = stateful
+        # True runs the same maths through minielmo/fast.py (batched, scripted; pinned to the
+        # readable modules by tests/unit/test_elmo_fast.py), unless a forward hook watches a
+        # module. False always runs the modules below step by step.
+        self.fast_path = True
         self.char_cnn = CharCNN(config)
         P, C = config.projection_dim, config.cell_size
 
@@ -193,7 +198,11 @@ class BiLM(nn.Module):
         positions = torch.arange(T + 2, device=char_ids.device)
         mask = positions.unsqueeze(0) < (lengths + 2).unsqueeze(1)  # (B, T+2)
 
-        token_embedding = self.char_cnn(with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
+        fast_path = self.fast_path and not fast.watched(self)
+        if fast_path:
+            token_embedding = fast.char_cnn(self.char_cnn, with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
+        else:
+            token_embedding = self.char_cnn(with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
         # The token layer has no direction; duplicating it gives it the width 2P of the others.
         token_layer = torch.cat([token_embedding, token_embedding], dim=-1)  # (B, T+2, 2P)
         activations = [token_layer * mask.unsqueeze(-1)]
@@ -203,7 +212,7 @@ class BiLM(nn.Module):
         forward_hidden = backward_hidden = token_embedding
         for layer in range(self.config.n_layers):
             forward_out, backward_out, states = self._bilstm_layer(
-                layer, forward_hidden, backward_hidden, mask, initial_states[layer])
+                layer, forward_hidden, backward_hidden, mask, initial_states[layer], fast_path)
             # Residual connection (bilm-tf wraps every layer but the first in a ResidualWrapper;
             # the first one's input is the context-free token embedding).
             if layer > 0 and self.config.use_skip_connections:
@@ -216,9 +225,12 @@ class BiLM(nn.Module):
             self._save_states(final_states)
         return {"activations": activations, "mask": mask}
 
-    def _bilstm_layer(self, layer: int, forward_input, backward_input, mask, states):
+    def _bilstm_layer(self, layer: int, forward_input, backward_input, mask, states, fast_path: bool = False):
         """The one place where the per-direction time loops run; directions are independent
         (each feeds only itself at the next layer)."""
+        if fast_path:  # both directions in one batched, scripted loop
+            return fast.bilstm_layer(self.forward_layers[layer], self.backward_layers[layer],
+                                     forward_input, backward_input, mask, states)
         forward_state, backward_state = states
         forward_out, forward_state = self.forward_layers[layer](
             forward_input, mask, forward_state, reverse=False)  # (B, T+2, P)
