@@ -96,17 +96,25 @@ def elmo_dense_ops(options: dict, batch: int, steps: int):
     w_proj = rand(2, cell, proj)
     hidden = torch.zeros(2, batch, proj)
     memory = torch.zeros(2, batch, cell)
+    # Outputs are preallocated (out=): the reference times the matmuls and nothing else, not even
+    # fresh allocations.
+    conv_out = [torch.empty(unfolded.shape[0], kernel.shape[1]) for unfolded, kernel in windows]
+    highway_out = torch.empty(tokens, n_filters)
+    x = torch.empty(tokens, proj)
+    gates_all = torch.empty(2, tokens, 4 * cell)
+    gates_step = torch.empty(2, batch, 4 * cell)
+    projected = torch.empty(2, batch, proj)
 
     def run():
-        for unfolded, kernel in windows:
-            unfolded @ kernel  # (B*T*(W-w+1), w*E) @ (w*E, K_w)
+        for (unfolded, kernel), out in zip(windows, conv_out):
+            torch.mm(unfolded, kernel, out=out)  # (B*T*(W-w+1), w*E) @ (w*E, K_w)
         for w in highway:
-            highway_input @ w  # (B*T, F) @ (F, F)
-        x = highway_input @ cnn_proj  # (B*T, F) -> (B*T, P)
+            torch.mm(highway_input, w, out=highway_out)  # (B*T, F) @ (F, F)
+        torch.mm(highway_input, cnn_proj, out=x)  # (B*T, F) -> (B*T, P)
         for _ in range(layers):
             seq = x.view(1, tokens, proj).expand(2, tokens, proj)
-            torch.bmm(seq, w_input)  # (2, B*T, P) -> (2, B*T, 4C)
+            torch.bmm(seq, w_input, out=gates_all)  # (2, B*T, P) -> (2, B*T, 4C)
             for _ in range(steps + 2):
-                torch.bmm(hidden, w_hidden)  # (2, B, P) -> (2, B, 4C)
-                torch.bmm(memory, w_proj)  # (2, B, C) -> (2, B, P)
+                torch.bmm(hidden, w_hidden, out=gates_step)  # (2, B, P) -> (2, B, 4C)
+                torch.bmm(memory, w_proj, out=projected)  # (2, B, C) -> (2, B, P)
     return run

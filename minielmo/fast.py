@@ -8,7 +8,7 @@ with the work reordered so that fewer, larger operations do it:
   - CharCNN: each convolution is one matmul over unfolded character windows
     (n*(W-w+1), w*E) @ (w*E, K_i), on chunks of n tokens small enough that the outputs are
     max-pooled while still in cache (PyTorch's conv1d is slow for channels this few).
-  - biLSTM: the input half of every gate, W x_t + b, is one matmul over all time steps. The
+  - biLSTM: the input half of every gate, W x_t, is one matmul over all time steps. The
     backward direction reads each row reversed *within its own length*, so both directions step
     forward together and each step is one batched matmul (2, B, P) @ (2, P, 4C) for the pair.
     Gates are reordered (i, f, o, g) so that one sigmoid covers three of them.
@@ -79,13 +79,14 @@ def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- biLSTM
 
 
-def _recurrence(gates: torch.Tensor, mask: torch.Tensor, all_active: List[bool], hidden: torch.Tensor,
-                memory: torch.Tensor, hidden_to_gates: torch.Tensor, projection: torch.Tensor,
-                cell_clip: float, proj_clip: float):
+def _recurrence(gates: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, all_active: List[bool],
+                hidden: torch.Tensor, memory: torch.Tensor, hidden_to_gates: torch.Tensor,
+                projection: torch.Tensor, cell_clip: float, proj_clip: float):
     """The time loop for both directions at once, time-major.
 
-    gates (2, T, B, 4C): W x_t + b for every step, gate order (i, f, o, g), time-major so that
-    each step reads one contiguous block. mask (T, B) bool; all_active[t] is True
+    gates (2, T, B, 4C): W x_t for every step, gate order (i, f, o, g), time-major so that each
+    step reads one contiguous block; bias (2, 1, 4C) is added per step (adding it to the hoisted
+    product would cost an extra pass over all of it). mask (T, B) bool; all_active[t] is True
     when every row is real at step t; hidden (2, B, P); memory (2, B, C); hidden_to_gates
     (2, P, 4C); projection (2, C, P); a clip of 0 means no clipping.
     Returns outputs (2, T, B, P), zero where mask is False, and the final hidden and memory.
@@ -94,7 +95,7 @@ def _recurrence(gates: torch.Tensor, mask: torch.Tensor, all_active: List[bool],
     C = memory.shape[2]
     outputs = gates.new_zeros(2, T, hidden.shape[1], hidden.shape[2])
     for t in range(T):
-        step = torch.baddbmm(gates[:, t], hidden, hidden_to_gates)  # (2, B, P) @ (2, P, 4C) -> (2, B, 4C)
+        step = torch.add(gates[:, t], bias).baddbmm_(hidden, hidden_to_gates)  # += (2, B, P) @ (2, P, 4C)
         sig = step[:, :, :3 * C].sigmoid_()  # i, f, o at once: (2, B, 3C)
         candidate = step[:, :, 3 * C:].tanh_()  # g: (2, B, C)
         new_memory = torch.addcmul(sig[:, :, C:2 * C] * memory, sig[:, :, :C], candidate)
@@ -177,14 +178,14 @@ def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_inpu
     lengths = mask.sum(dim=1)  # (B, T) -> (B,)
     inputs = torch.stack([forward_input, reverse_within_length(backward_input, lengths)])  # (2, B, T, P)
     inputs = inputs.transpose(1, 2).reshape(2, T * B, P)  # (2, B, T, P) -> (2, T*B, P): time-major
-    gates = torch.baddbmm(bias, inputs, w_input)  # (2, T*B, P) @ (2, P, 4C) -> (2, T*B, 4C)
+    gates = torch.bmm(inputs, w_input)  # (2, T*B, P) @ (2, P, 4C) -> (2, T*B, 4C)
     gates = gates.view(2, T, B, 4 * C)  # (2, T*B, 4C) -> (2, T, B, 4C)
 
     hidden = torch.stack([_state(states[0], 0, B, P, inputs), _state(states[1], 0, B, P, inputs)])  # (2, B, P)
     memory = torch.stack([_state(states[0], 1, B, C, inputs), _state(states[1], 1, B, C, inputs)])  # (2, B, C)
     all_active = mask.all(dim=0).tolist()  # one bool per step
     outputs, hidden, memory = _compiled_recurrence(
-        gates, mask.t().contiguous(), all_active, hidden, memory, w_hidden, w_projection,
+        gates, bias, mask.t().contiguous(), all_active, hidden, memory, w_hidden, w_projection,
         float(forward_cell.cell_clip or 0.0), float(forward_cell.proj_clip or 0.0))
     outputs = outputs.transpose(1, 2)  # (2, T, B, P) -> (2, B, T, P)
     backward_out = reverse_within_length(outputs[1], lengths)  # back to left-to-right positions

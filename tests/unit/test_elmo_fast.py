@@ -105,7 +105,7 @@ def test_plain_python_loop_equals_scripted_loop():
     B, T, P, C = 3, 5, 4, 6
     gates = torch.randn(2, T, B, 4 * C, generator=generator)
     mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]).t()  # (T, B)
-    args = (mask, mask.all(dim=1).tolist(), torch.randn(2, B, P, generator=generator),
+    args = (torch.randn(2, 1, 4 * C, generator=generator), mask, mask.all(dim=1).tolist(), torch.randn(2, B, P, generator=generator),
             torch.randn(2, B, C, generator=generator), torch.randn(2, P, 4 * C, generator=generator),
             torch.randn(2, C, P, generator=generator), 0.7, 0.6)
     for a, b in zip(fast._recurrence(gates, *args), fast._compiled_recurrence(gates, *args)):
