@@ -30,6 +30,37 @@ def torch_single_thread():
 
 
 @pytest.fixture(scope="session")
+def perturbed_bert():
+    """Factory: a random BertModel(config) in eval mode with every parameter perturbed, so that
+    LayerNorms (which start at 1 / 0) and biases all matter in a comparison."""
+    from minibert import BertModel
+
+    def build(config, seed: int = 0):
+        torch.manual_seed(seed)
+        model = BertModel(config).eval()
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.3 * torch.randn_like(parameter))
+        return model
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def padded_bert_batch():
+    """Factory: a seeded (4, 7) batch with rows of 7, 5, 1 and 3 real tokens and two segments."""
+    def build(vocab_size: int) -> dict:
+        generator = torch.Generator().manual_seed(1)
+        return {
+            "input_ids": torch.randint(0, vocab_size, (4, 7), generator=generator),
+            "attention_mask": torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] * 1 + [0] * 6, [1] * 3 + [0] * 4]),
+            "token_type_ids": torch.tensor([[0] * 4 + [1] * 3] * 4),
+        }
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def bert_minilm():
     """Our BertModel on the packaged all-MiniLM-L6-v2 (sha256-verified by weights.resolve)."""
     import minibert

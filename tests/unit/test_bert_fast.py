@@ -20,22 +20,13 @@ TINY = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attent
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    model = BertModel(TINY).eval()
-    with torch.no_grad():  # LayerNorms start at 1/0; perturb so every parameter matters
-        for parameter in model.parameters():
-            parameter.add_(0.3 * torch.randn_like(parameter))
-    return model
+def tiny_model(perturbed_bert):
+    return perturbed_bert(TINY)
 
 
 @pytest.fixture
-def tiny_batch():
-    generator = torch.Generator().manual_seed(1)
-    input_ids = torch.randint(0, TINY.vocab_size, (4, 7), generator=generator)
-    attention_mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] * 1 + [0] * 6, [1] * 3 + [0] * 4])
-    token_type_ids = torch.tensor([[0] * 4 + [1] * 3] * 4)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+def tiny_batch(padded_bert_batch):
+    return padded_bert_batch(TINY.vocab_size)
 
 
 def teaching(model, batch):
