@@ -4,7 +4,7 @@ batch invariance, and clear errors for bad input. No checkpoint needed."""
 import pytest
 import torch
 
-from minibert import BertConfig, BertModel
+from minibert import BertConfig
 
 TINY = BertConfig(vocab_size=40, hidden_size=12, num_hidden_layers=3, num_attention_heads=3,
                   intermediate_size=17, max_position_embeddings=10, type_vocab_size=2)
