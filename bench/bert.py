@@ -73,10 +73,7 @@ class MinibertTeaching:
         encoder = self.encoder
         # The same pipeline as SentenceEncoder.encode (length-sorted batches, run in parallel);
         # only the model path differs.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        batches = [order[start:start + BATCH_SIZE] for start in range(0, len(texts), BATCH_SIZE)]
-        tokenized = [encoder.tokenizer([texts[i] for i in ids], max_length=encoder.max_seq_length,
-                                       padding=True, truncation=True) for ids in batches]
+        batches, tokenized = encoder.tokenized_batches(texts, BATCH_SIZE)
 
         def embed(enc):
             result = encoder.model(enc["input_ids"], attention_mask=enc["attention_mask"],

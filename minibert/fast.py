@@ -110,9 +110,9 @@ def last_hidden_state(model: nn.Module, input_ids: torch.Tensor, attention_mask:
         q, k, v = qkv.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4)  # (B*T, 3D) -> 3 x (B, H, T, Dh)
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, T, Dh)
         del qkv, q, k, v  # free before the feed-forward block allocates its (N, F) tensors
-        context = context.transpose(1, 2).reshape(B * T, D)  # (B, H, T, Dh) -> (B*T, D)
-        if rectangle is not None:
-            context = context[packed]  # (B*T, D) -> (N, D)
+        context = context.transpose(1, 2)  # (B, H, T, Dh) -> (B, T, H, Dh), a view
+        # One gather straight to the real tokens (a reshape first would copy all B*T rows once more).
+        context = (context[real] if rectangle is not None else context).reshape(N, D)  # -> (N, H, Dh) -> (N, D)
         # out_proj(context) + hidden, summed in place (same sum as x + attn(x), one tensor fewer)
         hidden = layer_norm(attn.out_proj(context).add_(hidden), layer.attn_norm)  # (N, D)
         del context

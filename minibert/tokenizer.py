@@ -260,14 +260,47 @@ class Tokenizer:
             )
         T = lengths.pop() if lengths else 0
         batch = {
-            "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long).reshape(-1, T),
-            "token_type_ids": torch.tensor([e.type_ids for e in encodings], dtype=torch.long).reshape(-1, T),
-            "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long).reshape(-1, T),
+            "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long).reshape(len(encodings), T),
+            "token_type_ids": torch.tensor([e.type_ids for e in encodings], dtype=torch.long).reshape(len(encodings), T),
+            "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long).reshape(len(encodings), T),
         }
         if return_offsets:
             batch["tokens"] = [list(e.tokens) for e in encodings]
             batch["offsets"] = [[tuple(span) for span in e.offsets] for e in encodings]
         return batch
+
+    def encode_each(self, texts: list[str], max_length: int | None = None, truncation: bool | str = True) -> list[list[int]]:
+        """Word-piece ids per text ([CLS] ... [SEP]), truncated as `__call__` truncates, not padded.
+
+        With `pad`, this splits `__call__(texts)` in two, so a caller can first learn every text's
+        length and then group texts of similar length into batches (SentenceEncoder.encode does)."""
+        texts = _check_texts(texts, "texts")
+        if truncation not in _TRUNCATION:
+            raise ValueError(f"truncation must be one of {list(_TRUNCATION)}, got {truncation!r}")
+        if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
+            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+        limit = max_length if max_length is not None else self.model_max_length
+        self._configure(limit, None, _TRUNCATION[truncation], is_pair=False)
+        return [encoding.ids for encoding in self.backend.encode_batch(texts, add_special_tokens=True)]
+
+    def pad(self, id_lists: list[list[int]]) -> dict:
+        """Single-text id lists (from `encode_each`) -> the dict `__call__(..., padding=True)` returns.
+
+        Pads with [PAD] to the longest list, on `padding_side`; token type 0 everywhere (one text
+        per row, and transformers pads token types with 0)."""
+        T = max((len(ids) for ids in id_lists), default=0)
+        rows, mask = [], []
+        for ids in id_lists:
+            fill = T - len(ids)
+            left = self.padding_side == "left"
+            rows.append([self.pad_token_id] * fill + ids if left else ids + [self.pad_token_id] * fill)
+            mask.append([0] * fill + [1] * len(ids) if left else [1] * len(ids) + [0] * fill)
+        input_ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), T)  # (B, T)
+        return {
+            "input_ids": input_ids,
+            "token_type_ids": torch.zeros_like(input_ids),
+            "attention_mask": torch.tensor(mask, dtype=torch.long).reshape(len(rows), T),
+        }
 
     def _configure(self, limit: int | None, padding: str | None, truncation: str | None, is_pair: bool) -> None:
         if truncation is not None and limit is not None:

@@ -293,3 +293,41 @@ def test_unknown_side_is_a_clear_error(minilm_dir, tmp_path, key):
     directory = _with_tokenizer_config(minilm_dir, tmp_path, **{key: "middle"})
     with pytest.raises(ValueError, match=f"{key} must be 'right' or 'left', got 'middle'"):
         Tokenizer.from_pretrained(directory)
+
+
+# ----- encode_each + pad: __call__ split in two (SentenceEncoder batches by word-piece count) ----
+
+
+@_SETTINGS
+@given(texts=st.lists(_TEXT, min_size=1, max_size=4), max_length=st.one_of(st.none(), st.integers(2, 12)))
+def test_encode_each_then_pad_equals_call(ours, texts, max_length):
+    pieces = ours.encode_each(texts, max_length=max_length)
+    assert [len(ids) for ids in pieces] == [len(ids) for ids in (ours.encode_each([t], max_length=max_length)[0] for t in texts)]
+    assert_same_ids(ours.pad(pieces), ours(texts, max_length=max_length))
+
+
+def test_encode_each_then_pad_on_the_corpus_with_both_padding_sides(minilm_dir, tmp_path, ours):
+    left = Tokenizer.from_pretrained(_with_tokenizer_config(minilm_dir, tmp_path, padding_side="left"))
+    for tokenizer in (ours, left):
+        pieces = tokenizer.encode_each(CORPUS)
+        assert max(len(ids) for ids in pieces) == 512  # the 600-word text is cut to model_max_length
+        assert_same_ids(tokenizer.pad(pieces), tokenizer(CORPUS))
+        assert_same_ids(tokenizer.pad(pieces[3:5]), tokenizer(CORPUS[3:5]))  # a subset pads to its own longest
+
+
+def test_pad_of_nothing_is_an_empty_batch(ours):
+    batch = ours.pad([])
+    assert all(batch[key].shape == (0, 0) for key in KEYS)
+
+
+def test_encode_each_rejects_what_call_rejects(ours):
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        ours.encode_each(["fine", 3])
+    with pytest.raises(ValueError, match="max_length must be a positive int"):
+        ours.encode_each(["fine"], max_length=0)
+    with pytest.raises(ValueError, match="truncation must be one of"):
+        ours.encode_each(["fine"], truncation="middle")
+
+
+def test_empty_batch_gives_empty_tensors(ours):
+    assert all(ours([])[key].shape == (0, 0) for key in KEYS)
