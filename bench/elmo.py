@@ -15,7 +15,9 @@ import torch
 from bench import ceiling
 from bench.corpus import make_corpus
 from bench.elmo_synth import ORIGINAL_OPTIONS, scaled_options, write_elmo
-from bench.timing import interleaved, median, seconds
+from bench.timing import interleaved, median, per_call, seconds
+
+WARMUP_CALLS = 3
 
 
 def sentences(batch: int, steps: int) -> list[list[str]]:
@@ -36,7 +38,7 @@ def set_fast(bilm, fast: bool) -> None:
 
 
 def bench_model(label: str, options_file, weight_file, options: dict, batch: int, steps: int,
-                repeats: int, log) -> dict:
+                repeats: int, min_time: float, log) -> dict:
     import minielmo
 
     log(f"  {label}: loading through weights.elmo_hdf5")
@@ -50,17 +52,22 @@ def bench_model(label: str, options_file, weight_file, options: dict, batch: int
         def job():
             set_fast(bilm, fast)
             with torch.inference_mode():
-                return seconds(lambda: bilm(char_ids))
+                # Seconds per call over at least min_time: one call of the fixture model takes
+                # ~10-40 ms, too short for a single wall-clock sample on a shared machine.
+                return per_call(lambda: bilm(char_ids), min_time)
         return job
 
-    with torch.inference_mode():  # first calls (scripting, kernel selection) are not timed
+    with torch.inference_mode():
+        # Not timed: TorchScript's profiling executor optimises the scripted loop only after its
+        # first profiled calls, and the first calls also pick kernels and grow the heap.
         for fast in (False, True):
             set_fast(bilm, fast)
-            bilm(char_ids)
+            for _ in range(WARMUP_CALLS):
+                bilm(char_ids)
         dense_only()
     log(f"  {label}: readable / fast / dense ops only, {repeats} interleaved repeats")
     samples = interleaved({"readable": run(False), "fast": run(True),
-                           "dense": lambda: seconds(dense_only)}, repeats)
+                           "dense": lambda: per_call(dense_only, min_time)}, repeats)
     with torch.inference_mode():
         set_fast(bilm, False)
         readable_out = bilm(char_ids)["activations"]
@@ -87,7 +94,7 @@ def bench_elmo(settings, log) -> dict:
     batch, steps = settings.elmo_batch
     fixture_options = __import__("json").loads(pathlib.Path(minielmo.FIXTURE_OPTIONS).read_text())
     rows = [bench_model("fixture (cell 64, proj 16)", minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS,
-                        fixture_options, batch, steps, settings.repeats, log)]
+                        fixture_options, batch, steps, settings.repeats, settings.min_time, log)]
     options = ORIGINAL_OPTIONS if settings.elmo_divisor == 1 else scaled_options(settings.elmo_divisor)
     label = ("original size (cell 4096, proj 512), random weights" if settings.elmo_divisor == 1
              else f"original / {settings.elmo_divisor} (cell {options['lstm']['dim']}, "
@@ -96,7 +103,7 @@ def bench_elmo(settings, log) -> dict:
         log(f"  writing {label} in the original hdf5 layout")
         options_file, weight_file = write_elmo(pathlib.Path(tmp), options)
         rows.append(bench_model(label, options_file, weight_file, options, batch, steps,
-                                settings.repeats, log))
+                                settings.repeats, settings.min_time, log))
 
     from bench.run import markdown_table
 

@@ -209,10 +209,12 @@ class BiLM(nn.Module):
 
         initial_states = self._initial_states(B)
         final_states = []
+        # The fast path's scratch space for the LSTM's input products, reused by every layer.
+        workspace = fast.gate_workspace(B, T + 2, self.config.cell_size, token_embedding) if fast_path else None
         forward_hidden = backward_hidden = token_embedding
         for layer in range(self.config.n_layers):
             forward_out, backward_out, states = self._bilstm_layer(
-                layer, forward_hidden, backward_hidden, mask, initial_states[layer], fast_path)
+                layer, forward_hidden, backward_hidden, mask, initial_states[layer], workspace)
             # Residual connection (bilm-tf wraps every layer but the first in a ResidualWrapper;
             # the first one's input is the context-free token embedding).
             if layer > 0 and self.config.use_skip_connections:
@@ -225,12 +227,13 @@ class BiLM(nn.Module):
             self._save_states(final_states)
         return {"activations": activations, "mask": mask}
 
-    def _bilstm_layer(self, layer: int, forward_input, backward_input, mask, states, fast_path: bool = False):
+    def _bilstm_layer(self, layer: int, forward_input, backward_input, mask, states, workspace=None):
         """The one place where the per-direction time loops run; directions are independent
-        (each feeds only itself at the next layer)."""
-        if fast_path:  # both directions in one batched, scripted loop
+        (each feeds only itself at the next layer). A workspace (fast.gate_workspace) selects the
+        fast path."""
+        if workspace is not None:  # both directions in one batched, scripted loop
             return fast.bilstm_layer(self.forward_layers[layer], self.backward_layers[layer],
-                                     forward_input, backward_input, mask, states)
+                                     forward_input, backward_input, mask, states, workspace)
         forward_state, backward_state = states
         forward_out, forward_state = self.forward_layers[layer](
             forward_input, mask, forward_state, reverse=False)  # (B, T+2, P)

@@ -23,7 +23,7 @@ stateless and stateful.
 """
 
 import warnings
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -71,48 +71,93 @@ def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
         pooled.append(torch.cat(features, dim=-1))  # K_i's -> (n, K)
     # max(x + b) == max(x) + b exactly (rounding is monotonic), so the biases are added after.
     token = torch.cat(pooled) + torch.cat([conv.bias for conv in cnn.convs])  # (B*T, K)
-    token = torch.relu(token) if cnn.activation == "relu" else torch.tanh(token)
-    token = cnn.projection(cnn.highway(token))  # (B*T, K) -> (B*T, P)
+    token = token.relu_() if cnn.activation == "relu" else token.tanh_()  # in place: token is ours
+    token = cnn.projection(highway(cnn.highway, token))  # (B*T, K) -> (B*T, P)
     return token.view(B, T, -1)  # (B*T, P) -> (B, T, P)
+
+
+def highway(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """Drop-in for `module(hidden)` (a bilm.Highway): hidden (N, K) -> (N, K).
+
+    Each layer's two matmuls (transform gate and nonlinear part) are one matmul against stacked
+    weights, and the gate arithmetic runs in place on its output: at the released sizes these
+    (N, K) passes cost as much as the matmuls when every one allocates a fresh tensor."""
+    K = hidden.shape[1]
+    layers = _cached(module, "_fast_highway_cache", list(module.parameters()), lambda: [
+        (torch.cat([gate.weight, nonlinear.weight]).t().contiguous(),  # 2 x (K, K) -> (K, 2K)
+         torch.cat([gate.bias, nonlinear.bias]))  # 2 x (K,) -> (2K,)
+        for gate, nonlinear in zip(module.transform_gate, module.nonlinear)])
+    for weight, bias in layers:
+        both = torch.addmm(bias, hidden, weight)  # (N, K) @ (K, 2K) -> (N, 2K)
+        gate = both[:, :K].sigmoid_()  # t
+        nonlinear = both[:, K:].relu_()
+        # t * relu(h) + (1 - t) * x, written as x + t * (relu(h) - x): two passes instead of four
+        hidden = torch.addcmul(hidden, gate, nonlinear.sub_(hidden))
+    return hidden
 
 
 # ---------------------------------------------------------------------------------- biLSTM
 
 
-def _recurrence(gates: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor, all_active: List[bool],
-                hidden: torch.Tensor, memory: torch.Tensor, hidden_to_gates: torch.Tensor,
-                projection: torch.Tensor, cell_clip: float, proj_clip: float):
+# Steps of W x_t + b computed per matmul are chosen so that one matmul covers about this many
+# rows (batch rows x steps): enough for the matmul to run near full speed (it reads the input
+# weights once per chunk), and a bounded workspace, (2, rows, 4C) floats (33 MB at the released
+# "original" size), however long the sentences are. Precomputing every step at once needs
+# (2, T*B, 4C): 113 MB at 32 x 27 tokens, freshly mapped (and page-faulted) by every layer.
+CHUNK_ROWS = 256
+
+
+def chunk_steps(batch_size: int) -> int:
+    return max(1, CHUNK_ROWS // batch_size)
+
+
+def gate_workspace(batch_size: int, steps: int, cell_size: int, like: torch.Tensor) -> torch.Tensor:
+    """A flat buffer for one chunk of input products, shared by the layers of one forward pass."""
+    return like.new_empty(2 * min(steps, chunk_steps(batch_size)) * batch_size * 4 * cell_size)
+
+
+def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor,
+                all_active: List[bool], hidden: torch.Tensor, memory: torch.Tensor,
+                hidden_to_gates: torch.Tensor, projection: torch.Tensor, cell_clip: float,
+                proj_clip: float, workspace: torch.Tensor, chunk: int):
     """The time loop for both directions at once, time-major.
 
-    gates (2, T, B, 4C): W x_t for every step, gate order (i, f, o, g), time-major so that each
-    step reads one contiguous block; bias (2, 1, 4C) is added per step (adding it to the hoisted
-    product would cost an extra pass over all of it). mask (T, B) bool; all_active[t] is True
-    when every row is real at step t; hidden (2, B, P); memory (2, B, C); hidden_to_gates
-    (2, P, 4C); projection (2, C, P); a clip of 0 means no clipping.
-    Returns outputs (2, T, B, P), zero where mask is False, and the final hidden and memory.
+    inputs (2, T, B, P); w_input (2, P, 4C) and bias (2, 1, 4C), gate order (i, f, o, g);
+    mask (T, B) bool; all_active[t] is True when every row is real at step t; hidden (2, B, P);
+    memory (2, B, C); hidden_to_gates (2, P, 4C); projection (2, C, P); a clip of 0 means no
+    clipping; workspace: a flat buffer of >= 2 * chunk * B * 4C floats; chunk: steps per matmul.
+    Returns outputs (T, 2, B, P), zero where mask is False, and the final hidden and memory.
     """
-    T = gates.shape[1]
+    T, B, P = inputs.shape[1], inputs.shape[2], inputs.shape[3]
     C = memory.shape[2]
-    outputs = gates.new_zeros(2, T, hidden.shape[1], hidden.shape[2])
+    outputs = inputs.new_empty(T, 2, B, P)
+    gates = workspace[:0].view(2, 0, 4 * C)
     for t in range(T):
-        step = torch.add(gates[:, t], bias).baddbmm_(hidden, hidden_to_gates)  # += (2, B, P) @ (2, P, 4C)
+        k = t % chunk
+        if k == 0:  # W x for the next n steps in one matmul: (2, n*B, P) @ (2, P, 4C)
+            n = min(chunk, T - t)
+            gates = workspace[:2 * n * B * 4 * C].view(2, n * B, 4 * C)
+            torch.bmm(inputs[:, t:t + n].reshape(2, n * B, P), w_input, out=gates)
+        # W x_t + b, copied out of the workspace into a contiguous (2, B, 4C) (a strided one would
+        # make the next matmul run once per direction), then += U h_{t-1}: (2, B, P) @ (2, P, 4C).
+        step = torch.add(gates[:, k * B:(k + 1) * B], bias).baddbmm_(hidden, hidden_to_gates)
         sig = step[:, :, :3 * C].sigmoid_()  # i, f, o at once: (2, B, 3C)
         candidate = step[:, :, 3 * C:].tanh_()  # g: (2, B, C)
         new_memory = torch.addcmul(sig[:, :, C:2 * C] * memory, sig[:, :, :C], candidate)
         if cell_clip > 0:
             new_memory = new_memory.clamp_(-cell_clip, cell_clip)
-        new_hidden = torch.bmm(sig[:, :, 2 * C:] * torch.tanh(new_memory), projection)  # (2, B, C) @ (2, C, P) -> (2, B, P)
+        new_hidden = outputs[t]  # (2, B, P), written in place by the projection below
+        torch.bmm(torch.tanh(new_memory).mul_(sig[:, :, 2 * C:]), projection, out=new_hidden)  # (2, B, C) @ (2, C, P)
         if proj_clip > 0:
-            new_hidden = new_hidden.clamp_(-proj_clip, proj_clip)
+            new_hidden.clamp_(-proj_clip, proj_clip)
         if all_active[t]:
             hidden, memory = new_hidden, new_memory
-            outputs[:, t] = new_hidden
         else:
             # Rows past their end keep their state, as in LstmCellWithProjection.forward.
             active = mask[t].view(1, -1, 1)  # (B,) -> (1, B, 1)
             hidden = torch.where(active, new_hidden, hidden)
             memory = torch.where(active, new_memory, memory)
-            outputs[:, t] = new_hidden * active
+            new_hidden.masked_fill_(~active, 0.0)
     return outputs, hidden, memory
 
 
@@ -127,32 +172,35 @@ def _script(fn):
 
 _compiled_recurrence = _script(_recurrence)
 
-_CACHE_ATTR = "_fast_bilstm_cache"
+def _cached(owner: nn.Module, name: str, params, build):
+    """build(), cached as a plain attribute of `owner` (never saved, never a parameter), keyed on
+    every parameter's identity, storage and version counter: any change to a weight (loading, an
+    optimizer step, a replaced parameter) rebuilds it, so a fused copy can never go stale."""
+    key = tuple((id(p), p.data_ptr(), p._version) for p in params)
+    cached = owner.__dict__.get(name)
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            cached = (key, build())
+        owner.__dict__[name] = cached
+    return cached[1]
 
 
 def fused_weights(forward_cell: nn.Module, backward_cell: nn.Module):
     """Both directions' weights stacked, gates reordered (i, f, g, o) -> (i, f, o, g):
     input (2, P, 4C), bias (2, 1, 4C), hidden (2, P, 4C), projection (2, C, P). Cached on the
     forward cell and rebuilt whenever any parameter of either cell changed."""
-    params = [p for cell in (forward_cell, backward_cell) for p in cell.parameters()]
-    key = tuple((id(p), p.data_ptr(), p._version) for p in params)
-    cached = forward_cell.__dict__.get(_CACHE_ATTR)
-    if cached is not None and cached[0] == key:
-        return cached[1]
     C = forward_cell.cell_size
     order = torch.cat([torch.arange(0, 2 * C), torch.arange(3 * C, 4 * C), torch.arange(2 * C, 3 * C)])
-    with torch.no_grad():
-        def stack(get):
-            return torch.stack([get(forward_cell), get(backward_cell)]).contiguous()
 
-        weights = (
-            stack(lambda c: c.input_to_gates.weight[order].t()),  # (4C, P) -> (P, 4C)
-            stack(lambda c: c.hidden_to_gates.bias[order].unsqueeze(0)),  # (4C,) -> (1, 4C)
-            stack(lambda c: c.hidden_to_gates.weight[order].t()),  # (4C, P) -> (P, 4C)
-            stack(lambda c: c.projection.weight.t()),  # (P, C) -> (C, P)
-        )
-    forward_cell.__dict__[_CACHE_ATTR] = (key, weights)  # a plain attribute: never saved
-    return weights
+    def stack(get):
+        return torch.stack([get(forward_cell), get(backward_cell)]).contiguous()
+
+    return _cached(forward_cell, "_fast_bilstm_cache",
+                   [p for cell in (forward_cell, backward_cell) for p in cell.parameters()],
+                   lambda: (stack(lambda c: c.input_to_gates.weight[order].t()),  # (4C, P) -> (P, 4C)
+                            stack(lambda c: c.hidden_to_gates.bias[order].unsqueeze(0)),  # (4C,) -> (1, 4C)
+                            stack(lambda c: c.hidden_to_gates.weight[order].t()),  # (4C, P) -> (P, 4C)
+                            stack(lambda c: c.projection.weight.t())))  # (P, C) -> (C, P)
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -165,29 +213,31 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
 
 
 def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_input: torch.Tensor,
-                 backward_input: torch.Tensor, mask: torch.Tensor, states):
+                 backward_input: torch.Tensor, mask: torch.Tensor, states,
+                 workspace: Optional[torch.Tensor] = None):
     """Both directions of one layer: drop-in for the two readable loops in BiLM._bilstm_layer.
 
     forward_input, backward_input (B, T, P); mask (B, T) bool, a prefix per row;
-    states (forward, backward), each (hidden (B, P), memory (B, C)) or None for zeros.
+    states (forward, backward), each (hidden (B, P), memory (B, C)) or None for zeros;
+    workspace: from gate_workspace (pass one to every layer of a forward pass), None for a new one.
     Returns forward_out, backward_out (B, T, P) and ((hidden, memory) forward, ... backward).
     """
     B, T, P = forward_input.shape
     C = forward_cell.cell_size
     w_input, bias, w_hidden, w_projection = fused_weights(forward_cell, backward_cell)
+    if workspace is None:
+        workspace = gate_workspace(B, T, C, forward_input)
     lengths = mask.sum(dim=1)  # (B, T) -> (B,)
     inputs = torch.stack([forward_input, reverse_within_length(backward_input, lengths)])  # (2, B, T, P)
-    inputs = inputs.transpose(1, 2).reshape(2, T * B, P)  # (2, B, T, P) -> (2, T*B, P): time-major
-    gates = torch.bmm(inputs, w_input)  # (2, T*B, P) @ (2, P, 4C) -> (2, T*B, 4C)
-    gates = gates.view(2, T, B, 4 * C)  # (2, T*B, 4C) -> (2, T, B, 4C)
+    inputs = inputs.transpose(1, 2).contiguous()  # (2, B, T, P) -> (2, T, B, P): time-major
 
     hidden = torch.stack([_state(states[0], 0, B, P, inputs), _state(states[1], 0, B, P, inputs)])  # (2, B, P)
     memory = torch.stack([_state(states[0], 1, B, C, inputs), _state(states[1], 1, B, C, inputs)])  # (2, B, C)
     all_active = mask.all(dim=0).tolist()  # one bool per step
     outputs, hidden, memory = _compiled_recurrence(
-        gates, bias, mask.t().contiguous(), all_active, hidden, memory, w_hidden, w_projection,
-        float(forward_cell.cell_clip or 0.0), float(forward_cell.proj_clip or 0.0))
-    outputs = outputs.transpose(1, 2)  # (2, T, B, P) -> (2, B, T, P)
+        inputs, w_input, bias, mask.t().contiguous(), all_active, hidden, memory, w_hidden, w_projection,
+        float(forward_cell.cell_clip or 0.0), float(forward_cell.proj_clip or 0.0), workspace, chunk_steps(B))
+    outputs = outputs.permute(1, 2, 0, 3)  # (T, 2, B, P) -> (2, B, T, P)
     backward_out = reverse_within_length(outputs[1], lengths)  # back to left-to-right positions
     return outputs[0], backward_out, ((hidden[0], memory[0]), (hidden[1], memory[1]))
 

@@ -67,6 +67,15 @@ def test_random_model_fast_equals_readable(padded_batch, torch_single_thread):
     assert_same_outputs(run(bilm, padded_batch, True), run(bilm, padded_batch, False))
 
 
+@pytest.mark.parametrize("rows", [1, 25])  # one step per input matmul; chunks of 2 steps, with a tail
+def test_chunked_input_products_equal_readable(padded_batch, rows, monkeypatch, torch_single_thread):
+    """W x_t + b is computed a few steps at a time (fast.CHUNK_ROWS); every chunking must agree."""
+    monkeypatch.setattr(fast, "CHUNK_ROWS", rows)
+    assert fast.chunk_steps(padded_batch.shape[0]) == max(1, rows // padded_batch.shape[0])
+    bilm = random_bilm()
+    assert_same_outputs(run(bilm, padded_batch, True), run(bilm, padded_batch, False))
+
+
 @pytest.mark.parametrize("make", [lambda: minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS,
                                                                     stateful=True),
                                   lambda: random_bilm(stateful=True)], ids=["fixture", "random"])
@@ -94,22 +103,29 @@ def test_fused_weights_follow_in_place_weight_changes(padded_batch):
     with torch.no_grad():
         bilm.backward_layers[1].hidden_to_gates.weight.mul_(2.0)
         bilm.forward_layers[1].projection.weight.add_(0.1)
+        bilm.char_cnn.highway.transform_gate[0].bias.sub_(0.3)  # the stacked highway weights too
     after = run(bilm, padded_batch, True)
     assert (after["activations"][2] - before).abs().max() > 100 * FAST_VS_READABLE_ATOL  # the change is seen
     assert_same_outputs(after, run(bilm, padded_batch, False))
 
 
-def test_plain_python_loop_equals_scripted_loop():
+@pytest.mark.parametrize("chunk", [1, 2, 5])  # one step per matmul, a chunk with a short tail, all steps at once
+def test_plain_python_loop_equals_scripted_loop(chunk):
     """Where TorchScript is unavailable the plain function runs instead; both give the same result."""
     generator = torch.Generator().manual_seed(0)
     B, T, P, C = 3, 5, 4, 6
-    gates = torch.randn(2, T, B, 4 * C, generator=generator)
+    inputs = torch.randn(2, T, B, P, generator=generator)
     mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4]).t()  # (T, B)
-    args = (torch.randn(2, 1, 4 * C, generator=generator), mask, mask.all(dim=1).tolist(), torch.randn(2, B, P, generator=generator),
+    args = (torch.randn(2, P, 4 * C, generator=generator), torch.randn(2, 1, 4 * C, generator=generator), mask,
+            mask.all(dim=1).tolist(), torch.randn(2, B, P, generator=generator),
             torch.randn(2, B, C, generator=generator), torch.randn(2, P, 4 * C, generator=generator),
             torch.randn(2, C, P, generator=generator), 0.7, 0.6)
-    for a, b in zip(fast._recurrence(gates, *args), fast._compiled_recurrence(gates, *args)):
+    results = [fn(inputs, *args, torch.empty(2 * chunk * B * 4 * C), chunk)
+               for fn in (fast._recurrence, fast._compiled_recurrence)]
+    for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=FAST_VS_READABLE_ATOL)
+    outputs = results[0][0]  # (T, 2, B, P)
+    assert (outputs[3:, :, 1] == 0).all() and (outputs[1:, :, 2] == 0).all()  # padding is exactly zero
 
 
 def test_a_forward_hook_gets_the_readable_path(tiny_bilm, padded_batch):
