@@ -8,13 +8,14 @@ with the work reordered so that fewer, larger operations do it:
   - CharCNN: each convolution is one matmul over unfolded character windows
     (n*(W-w+1), w*E) @ (w*E, K_i), on chunks of n tokens small enough that the outputs are
     max-pooled while still in cache (PyTorch's conv1d is slow for channels this few).
-  - biLSTM: the input half of every gate, W x_t, is one matmul over all time steps. The
-    backward direction reads each row reversed *within its own length*, so both directions step
+  - Highway: each layer's gate and nonlinear matmuls as one, the gate arithmetic in place.
+  - biLSTM: the input half of every gate, W x_t, is one matmul per chunk of time steps (into
+    a bounded workspace shared by the layers), not one per step. The backward direction reads each row reversed *within its own length*, so both directions step
     forward together and each step is one batched matmul (2, B, P) @ (2, P, 4C) for the pair.
     Gates are reordered (i, f, o, g) so that one sigmoid covers three of them.
   - The time loop is TorchScript where available (less per-op overhead, which is most of the
     time for small models); where scripting fails it runs as the same plain Python function.
-Stacked weights are built on first use and cached on the cell, keyed on every parameter's
+Stacked weights are built on first use and cached on their module, keyed on every parameter's
 identity, storage and version counter: any change to a weight rebuilds them, so the fused copy
 can never silently go stale.
 
