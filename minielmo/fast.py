@@ -113,8 +113,14 @@ def chunk_steps(batch_size: int) -> int:
 
 
 def gate_workspace(batch_size: int, steps: int, cell_size: int, like: torch.Tensor) -> torch.Tensor:
-    """A flat buffer for one chunk of input products, shared by the layers of one forward pass."""
-    return like.new_empty(2 * min(steps, chunk_steps(batch_size)) * batch_size * 4 * cell_size)
+    """A flat buffer for one chunk of input products plus one step's gates, shared by the layers
+    of one forward pass: reused memory, where a fresh multi-MB tensor per step would be mapped
+    and page-faulted again and again."""
+    return like.new_empty(_workspace_size(batch_size, steps, cell_size))
+
+
+def _workspace_size(batch_size: int, steps: int, cell_size: int) -> int:
+    return 2 * (min(steps, chunk_steps(batch_size)) + 1) * batch_size * 4 * cell_size  # (2, chunk + 1, B, 4C)
 
 
 def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor,
@@ -126,12 +132,15 @@ def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor,
     inputs (2, T, B, P); w_input (2, P, 4C) and bias (2, 1, 4C), gate order (i, f, o, g);
     mask (T, B) bool; all_active[t] is True when every row is real at step t; hidden (2, B, P);
     memory (2, B, C); hidden_to_gates (2, P, 4C); projection (2, C, P); a clip of 0 means no
-    clipping; workspace: a flat buffer of >= 2 * chunk * B * 4C floats; chunk: steps per matmul.
+    clipping; workspace: a flat buffer of 2 * (min(chunk, T) + 1) * B * 4C floats (gate_workspace);
+    chunk: steps per input matmul.
     Returns outputs (T, 2, B, P), zero where mask is False, and the final hidden and memory.
     """
     T, B, P = inputs.shape[1], inputs.shape[2], inputs.shape[3]
     C = memory.shape[2]
     outputs = inputs.new_empty(T, 2, B, P)
+    step_size = 2 * B * 4 * C
+    step_buffer = workspace[workspace.numel() - step_size:].view(2, B, 4 * C)  # the last block
     gates = workspace[:0].view(2, 0, 4 * C)
     for t in range(T):
         k = t % chunk
@@ -139,9 +148,9 @@ def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor,
             n = min(chunk, T - t)
             gates = workspace[:2 * n * B * 4 * C].view(2, n * B, 4 * C)
             torch.bmm(inputs[:, t:t + n].reshape(2, n * B, P), w_input, out=gates)
-        # W x_t + b, copied out of the workspace into a contiguous (2, B, 4C) (a strided one would
-        # make the next matmul run once per direction), then += U h_{t-1}: (2, B, P) @ (2, P, 4C).
-        step = torch.add(gates[:, k * B:(k + 1) * B], bias).baddbmm_(hidden, hidden_to_gates)
+        # W x_t + b, copied out of the chunk into a contiguous (2, B, 4C) (a strided one would make
+        # the next matmul run once per direction), then += U h_{t-1}: (2, B, P) @ (2, P, 4C).
+        step = torch.add(gates[:, k * B:(k + 1) * B], bias, out=step_buffer).baddbmm_(hidden, hidden_to_gates)
         sig = step[:, :, :3 * C].sigmoid_()  # i, f, o at once: (2, B, 3C)
         candidate = step[:, :, 3 * C:].tanh_()  # g: (2, B, C)
         new_memory = torch.addcmul(sig[:, :, C:2 * C] * memory, sig[:, :, :C], candidate)
@@ -228,6 +237,9 @@ def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_inpu
     w_input, bias, w_hidden, w_projection = fused_weights(forward_cell, backward_cell)
     if workspace is None:
         workspace = gate_workspace(B, T, C, forward_input)
+    elif workspace.numel() < _workspace_size(B, T, C):
+        raise ValueError(f"workspace of {workspace.numel()} floats is too small for B={B}, T={T}, C={C}; "
+                         f"make it with gate_workspace")
     lengths = mask.sum(dim=1)  # (B, T) -> (B,)
     inputs = torch.stack([forward_input, reverse_within_length(backward_input, lengths)])  # (2, B, T, P)
     inputs = inputs.transpose(1, 2).contiguous()  # (2, B, T, P) -> (2, T, B, P): time-major

@@ -48,3 +48,21 @@ def test_quick_bench_elmo_paths_agree(quick_results):
     for row in rows:
         assert row["max abs diff fast vs readable"] <= ELMO_PATHS_ATOL, row["model"]
         assert row["fast tok/s"] > 0 and row["readable tok/s"] > 0
+
+
+def test_quick_profile_puts_every_millisecond_in_a_bucket():
+    """python -m bench.profile --quick: both sections, matmul time seen, shares adding up to 100%."""
+    from bench.profile import BUCKETS, main
+
+    markdown = main(["--quick"])
+    assert "## Sentence embeddings" in markdown and "## ELMo" in markdown
+    tables = [line for line in markdown.splitlines() if line.startswith("| ")]
+    for table_start in (i for i, line in enumerate(tables) if line.startswith("| bucket")):
+        rows = {line.split(" | ")[0][2:]: [float(v) for v in line.strip(" |").split(" | ")[1:]]
+                for line in tables[table_start + 1:table_start + 2 + len(BUCKETS)] if not line.startswith("|---")}
+        assert list(rows) == BUCKETS + ["total"]
+        columns = len(rows["total"]) // 2
+        assert all(value > 0 for value in rows["matmul"][:columns])
+        for column in range(columns):  # the buckets' shares add up to the whole
+            # shares are printed with one decimal: the sum of 8 may be off by 8 x 0.05
+            assert abs(sum(rows[key][columns + column] for key in BUCKETS) - 100.0) <= 0.4

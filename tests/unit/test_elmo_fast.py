@@ -120,7 +120,7 @@ def test_plain_python_loop_equals_scripted_loop(chunk):
             mask.all(dim=1).tolist(), torch.randn(2, B, P, generator=generator),
             torch.randn(2, B, C, generator=generator), torch.randn(2, P, 4 * C, generator=generator),
             torch.randn(2, C, P, generator=generator), 0.7, 0.6)
-    results = [fn(inputs, *args, torch.empty(2 * chunk * B * 4 * C), chunk)
+    results = [fn(inputs, *args, fast.gate_workspace(B, T, C, inputs), chunk)
                for fn in (fast._recurrence, fast._compiled_recurrence)]
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=FAST_VS_READABLE_ATOL)
@@ -138,3 +138,13 @@ def test_a_forward_hook_gets_the_readable_path(tiny_bilm, padded_batch):
         handle.remove()
     assert calls == [(padded_batch.shape[0], padded_batch.shape[1] + 2, tiny_bilm.config.projection_dim)]
     assert_same_outputs(watched, run(tiny_bilm, padded_batch, True))
+
+
+def test_a_too_small_workspace_is_refused(padded_batch):
+    bilm = random_bilm()
+    B, T = padded_batch.shape[0], padded_batch.shape[1] + 2
+    inputs = torch.zeros(B, T, RANDOM.projection_dim)
+    mask = torch.ones(B, T, dtype=torch.bool)
+    with pytest.raises(ValueError, match="too small .* make it with gate_workspace"):
+        fast.bilstm_layer(bilm.forward_layers[0], bilm.backward_layers[0], inputs, inputs, mask, (None, None),
+                          torch.empty(10))
