@@ -15,7 +15,7 @@ from bench.timing import current_rss_mb, peak_rss_mb
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["bert", "elmo"])
+    parser.add_argument("kind", choices=["bert"])
     parser.add_argument("name")
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
@@ -29,10 +29,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     from bench.corpus import make_corpus
 
-    if args.kind == "bert":
-        from bench.bert import CONTENDERS
-    else:
-        from bench.elmo import CONTENDERS
+    from bench.bert import CONTENDERS
+
     contender = CONTENDERS[args.name]()
     contender.import_libraries()
     corpus = make_corpus(args.sentences, args.seed)

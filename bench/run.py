@@ -230,9 +230,11 @@ def targets(bert_result: dict | None, elmo_result: dict | None) -> list[list[str
         slowdown = ours["sent/s"] / teaching["sent/s"]
         check("teaching path at most 1.5x slower than the fast path", slowdown, slowdown <= 1.5, "x")
     if elmo_result:
-        fixture, original = elmo_result["rows"]
-        check("minielmo fast path >= 3x the readable loop (fixture model)", fixture["fast / readable"],
-              fixture["fast / readable"] >= 3, "x")
+        fixture, fresh, original = elmo_result["rows"]
+        check("minielmo fast path >= 3x the readable loop (fixture model, bench process)",
+              fixture["fast / readable"], fixture["fast / readable"] >= 3, "x")
+        check("minielmo fast path >= 3x the readable loop (fixture model, fresh process)",
+              fresh["fast / readable"], fresh["fast / readable"] >= 3, "x")
         check(f"minielmo fast path >= 90% of the matmul-bound rate ({original['model'].split(' (')[0]})",
               original["fast % of dense-only"], original["fast % of dense-only"] >= 90, "%")
     return rows
