@@ -160,9 +160,14 @@ def fmt(value, digits=1) -> str:
     return str(value)
 
 
+# Ratios are shown with two decimals: 1.16x printed as "1.2" would read as a met 1.2x target.
+RATIO_COLUMNS = ("x ST", "fast / readable")
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(v if isinstance(v, str) else fmt(v, 2 if h in RATIO_COLUMNS else 1)
+                                for h, v in zip(header, row)) + " |" for row in rows]
     return "\n".join(lines)
 
 
