@@ -41,6 +41,27 @@ def set_fast(bilm, fast: bool) -> None:
     bilm.fast_path = fast
 
 
+def path_jobs(bilm, char_ids, min_time: float) -> dict:
+    """Timing jobs for the readable and the fast path, warmed up first (not timed: TorchScript's
+    profiling executor optimises the scripted loop only after its first profiled calls, and the
+    first calls also pick kernels and grow the heap). Each job returns seconds per call over at
+    least min_time: one call of the fixture model takes ~10-40 ms, too short for a single
+    wall-clock sample on a shared machine."""
+    def job(fast):
+        def run():
+            set_fast(bilm, fast)
+            with torch.inference_mode():
+                return per_call(lambda: bilm(char_ids), min_time)
+        return run
+
+    with torch.inference_mode():
+        for fast in (False, True):
+            set_fast(bilm, fast)
+            for _ in range(WARMUP_CALLS):
+                bilm(char_ids)
+    return {"readable": job(False), "fast": job(True)}
+
+
 def bench_model(label: str, options_file, weight_file, options: dict, batch: int, steps: int,
                 repeats: int, min_time: float, log) -> dict:
     import minielmo
@@ -52,26 +73,11 @@ def bench_model(label: str, options_file, weight_file, options: dict, batch: int
     tokens = batch * steps
     dense_only = ceiling.elmo_dense_ops(options, batch, steps)
 
-    def run(fast):
-        def job():
-            set_fast(bilm, fast)
-            with torch.inference_mode():
-                # Seconds per call over at least min_time: one call of the fixture model takes
-                # ~10-40 ms, too short for a single wall-clock sample on a shared machine.
-                return per_call(lambda: bilm(char_ids), min_time)
-        return job
-
+    readable_and_fast = path_jobs(bilm, char_ids, min_time)
     with torch.inference_mode():
-        # Not timed: TorchScript's profiling executor optimises the scripted loop only after its
-        # first profiled calls, and the first calls also pick kernels and grow the heap.
-        for fast in (False, True):
-            set_fast(bilm, fast)
-            for _ in range(WARMUP_CALLS):
-                bilm(char_ids)
-        dense_only()
+        dense_only()  # not timed either: first-call kernel selection
     log(f"  {label}: readable / fast / dense ops only, {repeats} interleaved repeats")
-    samples = interleaved({"readable": run(False), "fast": run(True),
-                           "dense": lambda: per_call(dense_only, min_time)}, repeats)
+    samples = interleaved({**readable_and_fast, "dense": lambda: per_call(dense_only, min_time)}, repeats)
     with torch.inference_mode():
         set_fast(bilm, False)
         readable_out = bilm(char_ids)["activations"]
@@ -120,20 +126,7 @@ def fixture_rates(batch: int, steps: int, repeats: int, min_time: float) -> dict
 
     bilm = minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
     char_ids = minielmo.batch_to_ids(sentences(batch, steps))
-
-    def job(fast):
-        def run():
-            set_fast(bilm, fast)
-            with torch.inference_mode():
-                return per_call(lambda: bilm(char_ids), min_time)
-        return run
-
-    with torch.inference_mode():
-        for fast in (False, True):
-            set_fast(bilm, fast)
-            for _ in range(WARMUP_CALLS):
-                bilm(char_ids)
-    samples = interleaved({"readable": job(False), "fast": job(True)}, repeats)
+    samples = interleaved(path_jobs(bilm, char_ids, min_time), repeats)
     return {name: batch * steps / median(times) for name, times in samples.items()}
 
 
