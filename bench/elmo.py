@@ -19,7 +19,7 @@ import torch
 from bench import ceiling
 from bench.corpus import make_corpus
 from bench.elmo_synth import ORIGINAL_OPTIONS, scaled_options, write_elmo
-from bench.timing import interleaved, median, per_call, seconds
+from bench.timing import interleaved, median, paired_speedup, per_call, seconds
 
 WARMUP_CALLS = 3
 
@@ -91,9 +91,9 @@ def bench_model(label: str, options_file, weight_file, options: dict, batch: int
         "load s": load_s,
         "readable tok/s": rate["readable"],
         "fast tok/s": rate["fast"],
-        "fast / readable": rate["fast"] / rate["readable"],
+        "fast / readable": paired_speedup(samples, "fast", "readable"),
         "dense-only tok/s": rate["dense"],
-        "fast % of dense-only": 100 * rate["fast"] / rate["dense"],
+        "fast % of dense-only": 100 / paired_speedup(samples, "dense", "fast"),
         "max abs diff fast vs readable": max_diff,
     }
 
@@ -116,7 +116,7 @@ def fixture_in_fresh_process(batch: int, steps: int, repeats: int, min_time: flo
     rates = json.loads(done.stdout.strip().splitlines()[-1])
     return {"model": "fixture, in a fresh process", "batch": f"{batch} x {steps}", "load s": None,
             "readable tok/s": rates["readable"], "fast tok/s": rates["fast"],
-            "fast / readable": rates["fast"] / rates["readable"], "dense-only tok/s": None,
+            "fast / readable": rates["speedup"], "dense-only tok/s": None,
             "fast % of dense-only": None, "max abs diff fast vs readable": None}
 
 
@@ -127,7 +127,8 @@ def fixture_rates(batch: int, steps: int, repeats: int, min_time: float) -> dict
     bilm = minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
     char_ids = minielmo.batch_to_ids(sentences(batch, steps))
     samples = interleaved(path_jobs(bilm, char_ids, min_time), repeats)
-    return {name: batch * steps / median(times) for name, times in samples.items()}
+    rates = {name: batch * steps / median(times) for name, times in samples.items()}
+    return {**rates, "speedup": paired_speedup(samples, "fast", "readable")}
 
 
 def bench_elmo(settings, log) -> dict:

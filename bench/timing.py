@@ -49,6 +49,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def paired_speedup(samples: dict[str, list[float]], fast: str, slow: str) -> float:
+    """How many times faster `fast` ran than `slow`: the median over repeats of the ratio of their
+    times in the same repeat. On a shared machine whose speed drifts by tens of percent within
+    minutes, both sides of one repeat ran seconds apart, so their ratio cancels most of the
+    drift that a ratio of two separate medians keeps."""
+    return statistics.median(s / f for f, s in zip(samples[fast], samples[slow]))
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB.
 

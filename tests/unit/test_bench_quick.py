@@ -69,3 +69,15 @@ def test_quick_profile_puts_every_millisecond_in_a_bucket():
         for column in range(columns):  # the buckets' shares add up to the whole
             # shares are printed with one decimal: the sum of 8 may be off by 8 x 0.05
             assert abs(sum(rows[key][columns + column] for key in BUCKETS) - 100.0) <= 0.4
+
+
+def test_paired_speedup_cancels_drift_between_repeats():
+    """Timings that drift 5x between repeats: the median of per-repeat ratios stays 2. In the second
+    case one slow sample fell in a quiet spell; the ratio of the two medians (2 s / 5 s) would say
+    the fast side is 2.5x *slower*."""
+    from bench.timing import paired_speedup
+
+    samples = {"fast": [1.0, 5.0, 2.5], "slow": [2.0, 10.0, 5.0]}
+    assert paired_speedup(samples, "fast", "slow") == 2.0
+    drifting = {"fast": [1.0, 5.0, 5.0], "slow": [2.0, 2.0, 10.0]}  # one repeat where slow ran in a quiet spell
+    assert paired_speedup(drifting, "fast", "slow") == 2.0
