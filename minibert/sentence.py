@@ -143,9 +143,8 @@ class SentenceEncoder:
         length and little padding.
         NOTE (deviation): sentence-transformers sorts by character count, which leaves more padding
         (on the bench corpus 11.6% of token slots against 2.9% here); the vectors differ only by
-        float rounding (a text's vector does not depend
-        on its batch-mates beyond that). Callers write each batch's vectors back at its texts' own
-        rows, which keeps the caller's order."""
+        float rounding (a text's vector does not depend on its batch-mates beyond that). Callers
+        write each batch's vectors back at its texts' own rows, which keeps the caller's order."""
         pieces = self.tokenizer.encode_each(texts, max_length=self.max_seq_length)
         order = sorted(range(len(texts)), key=lambda i: -len(pieces[i]))
         batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]

@@ -289,10 +289,10 @@ class Tokenizer:
         Pads with [PAD] to the longest list, on `padding_side`; token type 0 everywhere (one text
         per row, and transformers pads token types with 0)."""
         T = max((len(ids) for ids in id_lists), default=0)
+        left = self.padding_side == "left"
         rows, mask = [], []
         for ids in id_lists:
             fill = T - len(ids)
-            left = self.padding_side == "left"
             rows.append([self.pad_token_id] * fill + ids if left else ids + [self.pad_token_id] * fill)
             mask.append([0] * fill + [1] * len(ids) if left else [1] * len(ids) + [0] * fill)
         input_ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), T)  # (B, T)

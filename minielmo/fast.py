@@ -10,8 +10,9 @@ with the work reordered so that fewer, larger operations do it:
     max-pooled while still in cache (PyTorch's conv1d is slow for channels this few).
   - Highway: each layer's gate and nonlinear matmuls as one, the gate arithmetic in place.
   - biLSTM: the input half of every gate, W x_t, is one matmul per chunk of time steps (into
-    a bounded workspace shared by the layers), not one per step. The backward direction reads each row reversed *within its own length*, so both directions step
-    forward together and each step is one batched matmul (2, B, P) @ (2, P, 4C) for the pair.
+    a bounded workspace shared by the layers), not one per step. The backward direction reads
+    each row reversed *within its own length*, so both directions step forward together and
+    each step is one batched matmul (2, B, P) @ (2, P, 4C) for the pair.
     Gates are reordered (i, f, o, g) so that one sigmoid covers three of them.
   - The time loop is TorchScript where available (less per-op overhead, which is most of the
     time for small models); where scripting fails it runs as the same plain Python function.
@@ -115,7 +116,7 @@ def highway(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- biLSTM
 
 
-# Steps of W x_t + b computed per matmul are chosen so that one matmul covers about this many
+# Steps of W x_t computed per matmul are chosen so that one matmul covers about this many
 # rows (batch rows x steps): enough for the matmul to run near full speed (it reads the input
 # weights once per chunk), and a bounded workspace, (2, rows, 4C) floats (33 MB at the released
 # "original" size), however long the sentences are. Precomputing every step at once needs
