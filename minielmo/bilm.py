@@ -10,7 +10,8 @@ with a projected hidden state (Sak et al. 2014) and a residual connection betwee
 Checked against: allennlp 0.9.0 modules/elmo.py (_ElmoCharacterEncoder, _ElmoBiLm),
 elmo_lstm.py, lstm_cell_with_projection.py, highway.py, and against the original TensorFlow
 biLM's outputs shipped with that wheel (tests/equivalence/test_elmo_fixtures.py).
-Left out: recurrent dropout (training only), the reference's word-vector cache, the LM softmax.
+Left out: the reference's word-vector cache. The LM softmax that trains the biLM lives in
+minielmo/train.py, outside the model.
 
 State: the model is stateless by default (every call starts both directions from zero state), so
 the same input always gives the same output. `stateful=True` reproduces the reference, whose
@@ -143,14 +144,18 @@ class LstmCellWithProjection(nn.Module):
 class BiLM(nn.Module):
     """Character ids -> the L + 1 layers of the biLM, each (B, T+2, 2P), with <S> and </S> added."""
 
-    def __init__(self, config: ElmoConfig, stateful: bool = False):
+    def __init__(self, config: ElmoConfig, stateful: bool = False, dropout: float = 0.0):
         super().__init__()
         self.config = config
         self.stateful = stateful
-        # True runs the same maths through minielmo/fast.py (batched, scripted; pinned to the
-        # readable modules by tests/unit/test_elmo_fast.py), unless a forward hook watches a
-        # module. False always runs the modules below step by step.
+        # True runs the same maths through minielmo/fast.py (batched, scripted, inference only;
+        # pinned to the readable modules by tests/unit/test_elmo_fast.py) when no gradient is
+        # needed, no dropout is active and no forward hook watches a module. False always runs
+        # the modules below step by step.
         self.fast_path = True
+        # Dropout on the input of every LSTM layer while training, as bilm-tf's DropoutWrapper
+        # (input_keep_prob = 1 - dropout) does; inactive in eval mode.
+        self.dropout = nn.Dropout(dropout)
         self.char_cnn = CharCNN(config)
         P, C = config.projection_dim, config.cell_size
 
@@ -198,7 +203,7 @@ class BiLM(nn.Module):
         positions = torch.arange(T + 2, device=char_ids.device)
         mask = positions.unsqueeze(0) < (lengths + 2).unsqueeze(1)  # (B, T+2)
 
-        fast_path = self.fast_path and not fast.watched(self)
+        fast_path = self.fast_path and not self._needs_readable_path()
         if fast_path:
             token_embedding = fast.char_cnn(self.char_cnn, with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
         else:
@@ -214,7 +219,8 @@ class BiLM(nn.Module):
         forward_hidden = backward_hidden = token_embedding
         for layer in range(self.config.n_layers):
             forward_out, backward_out, states = self._bilstm_layer(
-                layer, forward_hidden, backward_hidden, mask, initial_states[layer], workspace)
+                layer, self.dropout(forward_hidden), self.dropout(backward_hidden), mask,
+                initial_states[layer], workspace)
             # Residual connection (bilm-tf wraps every layer but the first in a ResidualWrapper;
             # the first one's input is the context-free token embedding).
             if layer > 0 and self.config.use_skip_connections:
@@ -240,6 +246,15 @@ class BiLM(nn.Module):
         backward_out, backward_state = self.backward_layers[layer](
             backward_input, mask, backward_state, reverse=True)  # (B, T+2, P)
         return forward_out, backward_out, (forward_state, backward_state)
+
+    def _needs_readable_path(self) -> bool:
+        """The fast path writes into preallocated buffers (out=, in-place), which autograd cannot
+        differentiate, and it fuses away the module calls that hooks and dropout act on. So the
+        readable modules run whenever a gradient could flow to a parameter, dropout is active, or
+        a forward hook watches a module."""
+        wants_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        dropping = self.training and self.dropout.p > 0
+        return wants_grad or dropping or fast.watched(self)
 
     def _initial_states(self, B: int) -> list:
         """Per layer: ((hidden, memory) forward, (hidden, memory) backward), None meaning zeros."""
