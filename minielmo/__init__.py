@@ -13,5 +13,11 @@ from .scalar_mix import ScalarMix
 FIXTURE_OPTIONS = Path(__file__).parent / "data" / "tiny_fixture" / "options.json"
 FIXTURE_WEIGHTS = Path(__file__).parent / "data" / "tiny_fixture" / "lm_weights.hdf5"
 
-__all__ = ["BiLM", "CharCNN", "Elmo", "ElmoConfig", "Highway", "LstmCellWithProjection",
+# Models shipped inside the package, by name. from_pretrained() with no name uses DEFAULT_MODEL.
+PRETRAINED = {
+    "fixture": (FIXTURE_OPTIONS, FIXTURE_WEIGHTS),
+}
+DEFAULT_MODEL = "fixture"
+
+__all__ = ["PRETRAINED", "DEFAULT_MODEL", "BiLM", "CharCNN", "Elmo", "ElmoConfig", "Highway", "LstmCellWithProjection",
            "ScalarMix", "batch_to_ids", "FIXTURE_OPTIONS", "FIXTURE_WEIGHTS"]

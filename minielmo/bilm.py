@@ -181,6 +181,18 @@ class BiLM(nn.Module):
 
         return load_bilm(options_file, weight_file, stateful=stateful)
 
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, stateful: bool = False) -> "BiLM":
+        """A model shipped inside the package, by name (minielmo.PRETRAINED); None is the default
+        model (minielmo.DEFAULT_MODEL). "fixture" is allennlp's tiny test model."""
+        from . import DEFAULT_MODEL, PRETRAINED
+
+        name = DEFAULT_MODEL if name is None else name
+        if name not in PRETRAINED:
+            raise ValueError(f"unknown ELMo model {name!r}; shipped models: {', '.join(sorted(PRETRAINED))}")
+        options, weight_file = PRETRAINED[name]
+        return cls.from_files(options, weight_file, stateful=stateful)
+
     def reset_states(self) -> None:
         """Forget the state carried between calls (stateful=True); a no-op otherwise."""
         self._state = None

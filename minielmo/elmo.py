@@ -40,6 +40,15 @@ class Elmo(nn.Module):
         return cls(bilm, num_output_representations, dropout, do_layer_norm,
                    keep_sentence_boundaries).eval()
 
+    @classmethod
+    def from_pretrained(cls, name: str | None = None, num_output_representations: int = 1,
+                        dropout: float = 0.0, do_layer_norm: bool = False,
+                        keep_sentence_boundaries: bool = False, stateful: bool = False) -> "Elmo":
+        """Elmo over a model shipped inside the package (see BiLM.from_pretrained)."""
+        bilm = BiLM.from_pretrained(name, stateful=stateful)
+        return cls(bilm, num_output_representations, dropout, do_layer_norm,
+                   keep_sentence_boundaries).eval()
+
     def reset_states(self) -> None:
         self.bilm.reset_states()
 
