@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lessons",
         description="Runnable lessons on contextual embeddings (offline, packaged models).",
-        epilog=f"lessons:\n{lines}\n  {'all':<22}run every lesson in turn",
+        epilog=f"lessons:\n{lines}\n  {'all':<22}run every lesson in turn\n"
+               f"  {'lab':<22}a local page comparing GloVe, ELMo and BERT on your sentences (lab --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("lesson", nargs="?", help="lesson name, or 'all'")
@@ -80,6 +81,10 @@ def run_lessons(names: list[str], out, options_for=lambda name: {}) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["lab"]:  # a local web app, not a lesson run: its own options
+        from .lab import main as lab_main
+        return lab_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list or not args.lesson:
