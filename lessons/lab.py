@@ -493,7 +493,10 @@ class LabHandler(BaseHTTPRequestHandler):
             # preflight, which this server never grants.
             self._drain = size
             raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-        body = self.rfile.read(size)
+        try:
+            body = self.rfile.read(size)
+        except TimeoutError:
+            raise HttpError(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive within {self.timeout} s") from None
         if len(body) < size:
             raise HttpError(HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of {size} bytes")
         try:
@@ -550,6 +553,13 @@ def address(server: ThreadingHTTPServer) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
+def bind_warning(host: str) -> str | None:
+    if host in LOOPBACK:
+        return None
+    return (f"warning: binding to {host} lets other machines reach the lab; it has no "
+            "authentication and runs the models for anyone who connects")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lessons lab",
                                      description="Start the lab: a local page to compare GloVe, ELMo "
@@ -567,9 +577,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is out of range 0-65535")
-    if args.host not in LOOPBACK:
-        print(f"warning: binding to {args.host} lets other machines reach the lab; it has no "
-              "authentication and runs models for anyone who connects", file=sys.stderr)
+    warning = bind_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         print("loading GloVe, MiniLM, the sentence encoder and ELMo ...", flush=True)
         lab = Lab()
