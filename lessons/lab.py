@@ -357,6 +357,8 @@ class Lab:
             return "one vector per word: the same in every sentence"
         if key == "bert-input":
             return "the word-piece rows of the input table: no context yet"
+        if key == "bert-0":
+            return "the row plus position and segment embeddings, LayerNorm: no context, only the position"
         if key == "elmo-0":
             return "built from the word's characters only: no context yet"
         return None
