@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -579,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is out of range 0-65535")
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C stops the lab even when its shell started it with SIGINT ignored (a background
+        # job), and `kill` (SIGTERM) takes the same clean way out.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     warning = bind_warning(args.host)
     if warning:
         print(warning, file=sys.stderr)

