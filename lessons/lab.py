@@ -263,7 +263,7 @@ class Lab:
         import minielmo
 
         words = self.vocabulary
-        bert_rows: dict[str, list[np.ndarray]] = {}
+        rows: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(words), EMBED_CHUNK):
             chunk = words[start:start + EMBED_CHUNK]
             enc = self.tokenizer(chunk, return_offsets=True)
@@ -273,15 +273,15 @@ class Lab:
             table = self.bert.embeddings.word_embeddings.weight  # (V, D)
             for n, word in enumerate(chunk):
                 pos = word_piece_positions(enc["offsets"][n], (0, len(word)))
-                bert_rows.setdefault("bert-input", []).append(table[enc["input_ids"][n, pos]].mean(0).numpy())
+                rows.setdefault("bert-input", []).append(table[enc["input_ids"][n, pos]].mean(0).numpy())
                 for i in range(hidden.shape[0]):
-                    bert_rows.setdefault(f"bert-{i}", []).append(hidden[i, n, pos].mean(0).numpy())
+                    rows.setdefault(f"bert-{i}", []).append(hidden[i, n, pos].mean(0).numpy())
             out = self.bilm(minielmo.batch_to_ids([[w] for w in chunk]))
             layers = [act[:, 1] for act in out["activations"]]  # L+1 x (B, 2P); position 0 is <S>
             for j, layer in enumerate(layers):
-                bert_rows.setdefault(f"elmo-{j}", []).extend(layer.numpy())
-            bert_rows.setdefault("elmo-mix", []).extend(self.scalar_mix(layers).numpy())
-        table = {key: (torch.from_numpy(unit_rows(np.stack(rows))), words) for key, rows in bert_rows.items()}
+                rows.setdefault(f"elmo-{j}", []).extend(layer.numpy())
+            rows.setdefault("elmo-mix", []).extend(self.scalar_mix(layers).numpy())
+        table = {key: (torch.from_numpy(unit_rows(np.stack(found))), words) for key, found in rows.items()}
         if self.glove is not None:
             known = [w for w in words if w in self.glove]
             table["glove"] = (torch.from_numpy(unit_rows(np.stack([self.glove.vector(w) for w in known]))), known)
