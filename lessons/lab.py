@@ -465,7 +465,10 @@ class LabHandler(BaseHTTPRequestHandler):
         elif path == "/api/info":
             self._send_json(self.lab.info())
         elif path == "/explorer":
-            query = parse_qs(url.query, max_num_fields=4)
+            try:
+                query = parse_qs(url.query, max_num_fields=4)
+            except ValueError:  # more fields than that
+                raise HttpError(HTTPStatus.BAD_REQUEST, "give one sentence: /explorer?sentence=...") from None
             sentences = query.get("sentence", [])
             if len(sentences) != 1:
                 raise HttpError(HTTPStatus.BAD_REQUEST, "give one sentence: /explorer?sentence=...")

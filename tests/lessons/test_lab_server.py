@@ -240,6 +240,9 @@ BAD_REQUESTS = [
     ("dot segments after a route", "GET", "/api/info/../../lab.py", None, {}, 404, "no such page"),
     ("double slash", "GET", "//etc/passwd", None, {}, 404, "no such page"),
     ("explorer without a sentence", "GET", "/explorer", None, {}, 400, "give one sentence"),
+    ("explorer, many fields", "GET", "/explorer?" + "&".join(f"f{i}=1" for i in range(50)), None, {}, 400,
+     "give one sentence"),
+    ("explorer, two sentences", "GET", "/explorer?sentence=a&sentence=b", None, {}, 400, "give one sentence"),
     ("explorer, sentence too long", "GET", "/explorer?sentence=" + "a" * 301, None, {}, 400, "at most 300"),
 ]
 
