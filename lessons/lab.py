@@ -367,21 +367,25 @@ class Lab:
     def explorer_html(self, sentence: str) -> str:
         """The self-contained attention explorer page for one sentence."""
         sentence = check_sentence(sentence, "the sentence")
+        try:
+            from minibert.attention import explore
+        except ImportError:  # before minibert.attention: the lessons' own writer
+            explore = None
         with self.lock:
-            try:
-                from minibert.attention import explore
-            except ImportError:  # the lessons' own writer
-                from .attention import measure
-                from .explorer import write_explorer
+            if explore is not None:
+                try:
+                    return explore(self.bert, self.tokenizer, [sentence], model_name=DEFAULT_MODEL).html
+                except ValueError as error:  # e.g. more word pieces than the page draws
+                    raise LabError(f"cannot draw the explorer: {error}") from None
+            from .attention import measure
+            from .explorer import write_explorer
 
-                found = measure(sentence)
-                with tempfile.TemporaryDirectory() as folder:
-                    path = write_explorer(Path(folder) / "explorer.html", tokens=found["tokens"],
-                                          attentions=found["probs"], sentence=sentence,
-                                          model_name=DEFAULT_MODEL, entropy=found["entropy"],
-                                          roles=found["roles"])
-                    return path.read_text(encoding="utf-8")
-            return explore(self.bert, self.tokenizer, [sentence]).html
+            found = measure(sentence)
+            with tempfile.TemporaryDirectory() as folder:
+                path = write_explorer(Path(folder) / "explorer.html", tokens=found["tokens"],
+                                      attentions=found["probs"], sentence=sentence, model_name=DEFAULT_MODEL,
+                                      entropy=found["entropy"], roles=found["roles"])
+                return path.read_text(encoding="utf-8")
 
     def info(self) -> dict:
         """What the page needs before the first comparison: limits, models, an example."""

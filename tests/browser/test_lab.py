@@ -228,5 +228,6 @@ def test_the_attention_explorer_link_opens_for_a_sentence(page, url):
     assert parse_qs(urlsplit(href).query)["sentence"] == [SENTENCES[2]]
     page.get(href)
     assert SENTENCES[2] in page.page_source
-    assert page.execute_script("return document.getElementById('attention-data') !== null")
+    # the explorer's data block: the page draws from it, with no further request
+    assert page.execute_script("return document.querySelector('script[type=\"application/json\"]') !== null")
     page.back()
