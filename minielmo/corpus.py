@@ -238,7 +238,32 @@ def build(out: Path, cache: Path, vocab_size: int, seed: int = 0) -> dict:
             "vocab_size": len(vocab), "vocab_coverage_train": round(covered, 4),
             "splitter": "tokenizers BertPreTokenizer", "seed": seed}
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    (out / "card.md").write_text(card_markdown(card), encoding="utf-8")
     return card
+
+
+def card_markdown(card: dict) -> str:
+    """The corpus card: every source with its package, version, sha256, licence and size."""
+    lines = ["# The minielmo training corpus", "",
+             "Written by `python -m minielmo.corpus` (minielmo/corpus.py); words split with the "
+             "`tokenizers` BERT pre-tokenizer, one sentence per line, about 2% of each source held "
+             "out in contiguous blocks.", "",
+             "| source | package | version | licence | sentences | tokens | train tokens | held-out tokens |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in card["sources"]:
+        lines.append(f"| {s['name']} | {s['package']} | {s['version']} | {s['licence']} | "
+                     f"{s['sentences']:,} | {s['tokens']:,} | {s['train_tokens']:,} | {s['heldout_tokens']:,} |")
+    lines += ["", f"Training text: {card['train_sentences']:,} sentences, {card['train_tokens']:,} tokens. "
+              f"Held out: {card['heldout_sentences']:,} sentences, {card['heldout_tokens']:,} tokens. "
+              f"Output vocabulary: {card['vocab_size']:,} words (with <S>, </S>, <UNK>), covering "
+              f"{100 * card['vocab_coverage_train']:.1f}% of the training tokens. Shuffle seed {card['seed']}.",
+              "", "sha256 of the files read:", ""]
+    for s in card["sources"]:
+        for name, digest in s["sha256"].items():
+            lines.append(f"- {s['key']}: `{name}` `{digest}`")
+    lines += ["", "WordNet's example sentences (the quoted parts of each gloss) are never in the "
+              "training text: the lessons and the model card evaluate on them.", ""]
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
