@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import importlib.util
 import itertools
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,20 @@ def verify_sha256(path: Path, expected: str) -> None:
 
 
 # ----------------------------------------------------------------------------- reading
+
+def read_json(path: Path, expected: type = dict):
+    """The value in a JSON side file (config.json, modules.json, tokenizer_config.json, ...). A
+    file that is not valid UTF-8 JSON, or whose top level is not of the `expected` type, raises
+    ValueError naming it."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(value, expected):
+        raise ValueError(f"{path}: expected a JSON {'object' if expected is dict else expected.__name__}, "
+                         f"got {type(value).__name__}")
+    return value
+
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a .safetensors file. Safetensors is a JSON header plus raw bytes: no code runs."""

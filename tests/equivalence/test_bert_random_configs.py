@@ -17,7 +17,7 @@ from minibert.config import SUPPORTED_ACTIVATIONS
 from minibert.verify import assert_layers_close
 
 # float32, tiny random models, activations of order 1: two correct implementations differ by
-# ~1e-6 (measured: max 3.6e-6 over 120 random configs of this strategy); 1e-5 is the bar.
+# ~1e-6 (measured: max 3.6e-6 over 120 random configs of this strategy); 1e-5 is ~3x that.
 # The 0.2 perturbation keeps that noise low while a wrong GELU variant shows as ~1e-4.
 RANDOM_ATOL = 1e-5
 RANDOM_RTOL = 0.0  # max-abs is the contract
