@@ -189,7 +189,7 @@ class BiLM(nn.Module):
     def from_pretrained(cls, name: str | None = None, stateful: bool = False) -> "BiLM":
         """A model shipped inside the package, by name (minielmo.PRETRAINED); None is the default
         model (minielmo.DEFAULT_MODEL). "fixture" is allennlp's tiny test model."""
-        from . import DEFAULT_MODEL, PRETRAINED
+        from .pretrained import DEFAULT_MODEL, PRETRAINED
 
         name = DEFAULT_MODEL if name is None else name
         if name not in PRETRAINED:

@@ -180,6 +180,7 @@ WEIGHTS_NAME = "model.safetensors"
 def save_converted(model: torch.nn.Module, out_dir) -> tuple[Path, Path]:
     """Write `model` (a minielmo.BiLM) as OUT_DIR/options.json + OUT_DIR/model.safetensors, which
     `BiLM.from_files` reads back without h5py. The JSON keeps the options.json layout."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -189,6 +190,7 @@ def save_converted(model: torch.nn.Module, out_dir) -> tuple[Path, Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         options_path.write_text(json.dumps(model.config.to_options(), indent=2) + "\n", encoding="utf-8")
         save_file(tensors, str(weights_path), metadata={"format": "minielmo"})
-    except OSError as error:
-        raise ValueError(f"cannot write the converted model to {out_dir}: {error.strerror or error}") from None
+    except (OSError, SafetensorError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise ValueError(f"cannot write the converted model to {out_dir}: {reason}") from None
     return options_path, weights_path
