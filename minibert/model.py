@@ -234,7 +234,7 @@ class BertModel(nn.Module):
         tensors = bert_hf.read_checkpoint(model_dir)
         with without_random_init():  # every value is overwritten next
             model = cls(config, add_pooler=bert_hf.has_pooler(tensors))
-        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir))
+        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir / "model.safetensors"))
         return model.float().eval()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
