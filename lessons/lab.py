@@ -215,6 +215,10 @@ class Lab:
             self.glove, self.glove_note = None, str(error)
         self.vocabulary = self._sample_vocabulary()
         self.vocabulary_vectors = self._embed_vocabulary()  # key -> (unit rows (V_r, D) tensor, words)
+        # One comparison at start-up, so one-off work on a model's first call (the fast paths'
+        # prepared weights, allocator growth) is not paid by the learner's first request.
+        example = self.info()["example"]
+        self.compare(example["sentences"], example["word"], example["senses"])
 
     # -- representations ------------------------------------------------------------------
 
