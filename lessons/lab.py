@@ -84,7 +84,7 @@ def elmo_label(name: str) -> str:
     """What the page says about the ELMo model, from its name in minielmo.PRETRAINED."""
     if name == "fixture":
         return "allennlp's tiny test model, untrained: its numbers show the mechanics, not meanings"
-    return f"minielmo model {name!r}"
+    return f"minielmo's shipped model {name!r}"
 
 
 # ----------------------------------------------------------------------------- input checks
