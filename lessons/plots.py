@@ -3,6 +3,7 @@ to get the pictures; with it, every figure has a title and labelled axes and is 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 VIZ_HINT = 'matplotlib is not installed, so no pictures this time: pip install -e ".[viz]"'
@@ -18,6 +19,32 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+@contextlib.contextmanager
+def figure(path: Path, rows: int = 1, cols: int = 1, **options):
+    """The matplotlib preamble and epilogue of every lesson picture, in one place:
+
+        with plots.figure(out / "name.png", 1, 2, figsize=(11, 4)) as (fig, axes):
+            if fig is None:
+                return []          # matplotlib missing: the hint has been printed
+            axes[0].plot(...)
+
+    `axes` is a 2-D array when rows > 1 and cols > 1, 1-D when one of them is 1, else one Axes
+    (as plt.subplots gives). The figure is saved as PNG and closed when the block ends without
+    an error, and its path printed."""
+    plt = pyplot()
+    if plt is None:
+        print("\n" + VIZ_HINT)
+        yield None, None
+        return
+    fig, axes = plt.subplots(rows, cols, **options)
+    try:
+        yield fig, axes
+        save(fig, path, [])
+        print(f"wrote {path}")
+    finally:
+        plt.close(fig)
 
 
 def save(fig, path: Path, written: list[Path]) -> None:
