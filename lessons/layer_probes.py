@@ -24,7 +24,6 @@ runs the ELMo part on any biLM (trained, random, fixture) and returns the table'
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,6 +45,7 @@ SENSE_EXAMPLES = 6  # at most this many examples per noun, so a few nouns cannot
 POS_LEMMAS = 200  # noun-and-verb word forms for the probe
 POS_EXAMPLES = 2  # at most this many noun and this many verb examples per lemma
 BATCH = 64
+GLOVE = "GloVe 6B 50d"
 COSINE_DECIMALS = 6  # float32 vectors: cosines agree to ~1e-7 between two routes, so 6 is safe
 
 
@@ -271,10 +271,28 @@ HEADER = ["layer", "sense AUC [95% CI]", "random weights", "noun/verb probe", "r
 # ----------------------------------------------------------------------------- the lesson
 
 
+@lru_cache(maxsize=None)
+def all_models(seed: int = SEED) -> dict[str, tuple[list[LayerRow], list[LayerRow]]]:
+    """{model label: (rows of the trained model, rows of its random-weight twin)} for MiniLM, the
+    default ELMo and GloVe (the compare lesson reads these too)."""
+    data = probe_set(seed)
+    glove = load_glove()
+    model, tokenizer = load_bert()
+    bilm = load_elmo_bilm()
+    models = {
+        "MiniLM (all-MiniLM-L6-v2)": (minilm_vectors(model, tokenizer, data.items),
+                                      minilm_vectors(*random_minilm(seed), data.items)),
+        elmo_label(): (elmo_vectors(bilm, data.items),
+                       elmo_vectors(random_bilm(bilm.config, seed), data.items)),
+        GLOVE: (glove_vectors(glove, data.items), random_static_vectors(data.items, seed=seed)),
+    }
+    return {name: (measure(trained, data, seed), measure(control, data, seed, control_task=False))
+            for name, (trained, control) in models.items()}
+
+
 def lesson(out: Path, seed: int = SEED) -> dict:
     # %% 1. Load the data: WordNet example sentences, sampled with a fixed seed
     data = probe_set(seed)
-    glove = load_glove()
     n_same = int(data.pair_same.sum())
     print(f"Layer specialisation on WordNet 3.0 example sentences (seed {seed})\n")
     print(f"  semantics: {len(set(data.pair_lemma))} nouns, {len(data.pairs)} pairs of their examples "
@@ -283,22 +301,11 @@ def lesson(out: Path, seed: int = SEED) -> dict:
           f"examples ({int(data.pos_verb.sum())} verb), probe folds split by lemma")
     print(f"  {len(data.items)} sentences in all, e.g. {data.items[0].sentence!r} ({data.items[0].lemma})\n")
 
-    # %% 2. Vectors of the target word: trained models and the same architectures with random weights
-    model, tokenizer = load_bert()
-    bilm = load_elmo_bilm()
-    models = {
-        "MiniLM (all-MiniLM-L6-v2)": (minilm_vectors(model, tokenizer, data.items),
-                                      minilm_vectors(*random_minilm(seed), data.items)),
-        elmo_label(): (elmo_vectors(bilm, data.items),
-                       elmo_vectors(random_bilm(bilm.config, seed), data.items)),
-        "GloVe 6B 50d": (glove_vectors(glove, data.items), random_static_vectors(data.items, seed=seed)),
-    }
+    # %% 2. Every model's word vectors, and the same architectures with random weights, measured
+    #       per layer: sense AUC, probe accuracy, controls, intervals (all_models above)
+    results = all_models(seed)
 
-    # %% 3. Measure every layer: sense AUC, probe accuracy, controls, intervals
-    results = {name: (measure(trained, data, seed), measure(control, data, seed, control_task=False))
-               for name, (trained, control) in models.items()}
-
-    # %% 4. Print one table per model
+    # %% 3. Print one table per model
     for name, (rows, control) in results.items():
         print(f"== {name}")
         print(format_table(HEADER, table_rows(rows, control)))
@@ -309,7 +316,7 @@ def lesson(out: Path, seed: int = SEED) -> dict:
     print("  'random weights': the same architecture untrained, so the margin over it is what")
     print("  training added.\n")
 
-    # %% 5. What the data says about "lower layers syntax, higher layers semantics"
+    # %% 4. What the data says about "lower layers syntax, higher layers semantics"
     summary = _summarise(results)
     for line in summary:
         print("  " + line)
@@ -324,7 +331,7 @@ def _best(rows: list[LayerRow], key: str) -> LayerRow:
 
 def _summarise(results: dict) -> list[str]:
     lines = []
-    glove = results["GloVe 6B 50d"][0][0]
+    glove = results[GLOVE][0][0]
     for name, (rows, control) in results.items():
         if len(rows) < 2:
             continue
@@ -343,7 +350,7 @@ def _summarise(results: dict) -> list[str]:
 
 
 def _plot_layers(results: dict, out: Path) -> list[Path]:
-    glove = results["GloVe 6B 50d"][0][0]
+    glove = results[GLOVE][0][0]
     curves = {name: value for name, value in results.items() if len(value[0]) > 1}
     with plots.figure(out / "layer_probes.png", len(curves), 2, figsize=(11, 3.6 * len(curves))) as (fig, axes):
         if fig is None:

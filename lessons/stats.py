@@ -49,11 +49,15 @@ def bootstrap_ci(groups: np.ndarray, statistic: Callable[[np.ndarray], float], s
     groups = np.asarray(groups)
     names, inverse = np.unique(groups, return_inverse=True)
     rows_of = [np.flatnonzero(inverse == g) for g in range(len(names))]
+    singletons = all(len(rows) == 1 for rows in rows_of)
+    row_of_group = np.argsort(inverse)  # used when every group is one row
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(draws):
         picked = rng.integers(0, len(names), len(names))
-        values.append(statistic(np.concatenate([rows_of[g] for g in picked])))
+        # one row per group (resampling examples): the rows are the picked groups' own rows
+        rows = np.concatenate([rows_of[g] for g in picked]) if not singletons else row_of_group[picked]
+        values.append(statistic(rows))
     low, high = np.nanquantile(values, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
     return float(low), float(high)
 
@@ -142,3 +146,15 @@ def majority_correct(y: np.ndarray, folds: np.ndarray) -> np.ndarray:
         label = int(np.mean(y[train]) > 0.5)
         correct[test] = y[test] == label
     return correct
+
+
+def bootstrap_mean_ci(values: np.ndarray, seed: int = 0, draws: int = BOOTSTRAP_DRAWS) -> tuple[np.ndarray, np.ndarray]:
+    """95% percentile intervals of the mean over rows of `values` (N, ...), rows resampled with
+    replacement, for every column at once: each draw is a row count vector c, and its mean is
+    c @ values / N."""
+    n = values.shape[0]
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(draws)])  # (draws, N)
+    means = counts @ values.reshape(n, -1) / n  # (draws, N) @ (N, K) -> (draws, K)
+    low, high = np.quantile(means, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2], axis=0)
+    return low.reshape(values.shape[1:]), high.reshape(values.shape[1:])
