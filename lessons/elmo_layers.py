@@ -133,16 +133,19 @@ def lesson(out: Path, word: str | None = None) -> dict:
     print(f"\n== {word!r} per ELMo layer (spelled {', '.join(repr(s) for s in dict.fromkeys(spelled))})")
     rows = []
     for j, (same, diff, gap) in enumerate(separation):
-        alike = [float(np.abs(layers[j][i] - layers[j][k]).max()) for i in range(len(spelled))
-                 for k in range(i + 1, len(spelled)) if spelled[i] == spelled[k]]
-        rows.append([f"{j} ({'char-CNN' if j == 0 else f'biLSTM {j}'})", same, diff, gap,
-                     f"{max(alike):.2e}", f"{np.abs(layers[j] - layers[j][0]).max():.2e}"])
+        pairs = [(i, k) for i in range(len(spelled)) for k in range(i + 1, len(spelled))]
+        alike = max(float(np.abs(layers[j][i] - layers[j][k]).max()) for i, k in pairs if spelled[i] == spelled[k])
+        any_two = max(float(np.abs(layers[j][i] - layers[j][k]).max()) for i, k in pairs)
+        rows.append([f"{j} ({'char-CNN' if j == 0 else f'biLSTM {j}'})", same, diff, gap, f"{alike:.2e}", f"{any_two:.2e}"])
     print(format_table(["layer", "same sense", "different sense", "gap", "max diff, same spelling",
                         "max diff, any two"], rows))
-    print("  Layer 0 sees only the word's characters: same spelling, same vector (0 above). A capital")
-    print("  letter is another character, so 'Spring' at the start of a sentence gets its own layer-0")
-    print("  vector: that is the only way a sentence reaches layer 0. The biLSTM layers read the")
-    print("  whole sentence and change everywhere.")
+    print("  Layer 0 sees only the word's characters: the same spelling gives the same vector (0 above).")
+    if len(set(spelled)) > 1:
+        print("  A capital letter is another character, so the capitalised word at the start of a sentence")
+        print("  gets its own layer-0 vector: the only way a sentence reaches layer 0.")
+    else:
+        print("  (With --word spring, 'Spring brings ...' shows what a capital letter does to layer 0.)")
+    print("  The biLSTM layers read the whole sentence and change everywhere.")
 
     # %% 3. The scalar mix: Elmo's output is ScalarMix over the biLM layers
     elmo = minielmo.Elmo.from_pretrained()

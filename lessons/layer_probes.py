@@ -325,27 +325,38 @@ def lesson(out: Path, seed: int = SEED) -> dict:
     return {"data": data, "results": results, "summary": summary, "written": written}
 
 
-def _best(rows: list[LayerRow], key: str) -> LayerRow:
-    return max(rows, key=lambda r: getattr(r, key))
+def _peak(rows: list[LayerRow], value: str, ci: str) -> tuple[int, list[str]]:
+    """Index of the best layer, and every layer whose estimate lies inside the best one's interval."""
+    k = int(np.argmax([getattr(r, value) for r in rows]))
+    return k, [r.layer for r in rows if getattr(r, value) >= getattr(rows[k], ci)[0]]
 
 
 def _summarise(results: dict) -> list[str]:
+    """What the tables say, in words computed from them."""
     lines = []
-    glove = results[GLOVE][0][0]
     for name, (rows, control) in results.items():
         if len(rows) < 2:
             continue
-        sem, syn = _best(rows, "sense_auc"), _best(rows, "pos_accuracy")
-        margin = max(r.sense_auc - c.sense_auc for r, c in zip(rows, control))
-        lines.append(f"{name}: senses best at layer {sem.layer} (AUC {sem.sense_auc:.3f}), "
-                     f"noun/verb best at layer {syn.layer} ({syn.pos_accuracy:.3f}); "
-                     f"largest sense-AUC margin over random weights {margin:+.3f}.")
-    lines.append(f"GloVe, one vector per word: sense AUC {glove.sense_auc:.3f} (pairs of one noun differ "
-                 f"only by inflection), noun/verb {glove.pos_accuracy:.3f}.")
-    lines.append("Peters et al. 2018 (sec. 5.3) found POS best at ELMo's first biLSTM layer and senses")
-    lines.append("at the second; the seed's rule is 'lower layers syntax, higher layers semantics'.")
-    lines.append("Read the tables above against it: a peak is only a finding where its interval")
-    lines.append("clears the neighbouring layers and the random-weights column.")
+        sem, sem_tied = _peak(rows, "sense_auc", "sense_ci")
+        syn, syn_tied = _peak(rows, "pos_accuracy", "pos_ci")
+        learned = [r.layer for r, c in zip(rows, control) if r.sense_ci[0] > c.sense_ci[1]]
+        order = ("syntax peaks before semantics, as the claim has it" if syn < sem else
+                 "both peak at the same layer" if syn == sem else "semantics peaks before syntax, against the claim")
+        lines += [f"{name}:",
+                  f"  senses peak at layer {rows[sem].layer} (AUC {rows[sem].sense_auc:.3f}; within its interval: "
+                  f"{', '.join(sem_tied)}); noun/verb at {rows[syn].layer} ({rows[syn].pos_accuracy:.3f}; within: "
+                  f"{', '.join(syn_tied)}); {order}.",
+                  f"  last layer: AUC {rows[-1].sense_auc:.3f}, probe {rows[-1].pos_accuracy:.3f}. Layers whose sense AUC "
+                  f"clears random weights (intervals apart): {', '.join(learned) or 'none'}."]
+    glove = results[GLOVE][0][0]
+    lines += [f"GloVe: sense AUC {glove.sense_auc:.3f}{', exactly chance' if glove.sense_auc == 0.5 else ''}: both "
+              "examples of a pair use the same word",
+              f"  form, so one vector per form ties every pair. Its noun/verb probe ({glove.pos_accuracy:.3f}) reads the",
+              "  word form alone (walked, walks, walk): the floor a contextual layer has to beat.",
+              "ELMo's layer 0 sees characters, so it is off 0.5 only where a capital letter changes the form.",
+              "The seed says lower layers carry syntax and higher layers semantics; Peters et al. 2018 (sec. 5.3)",
+              "found POS best at ELMo's first biLSTM layer and word senses at the second. Compare the peaks above,",
+              "and read a peak as a finding only where its interval clears the other layers and random weights."]
     return lines
 
 
@@ -362,10 +373,11 @@ def _plot_layers(results: dict, out: Path) -> list[Path]:
                      "ROC AUC (0.5 = chance)"),
                     (row[1], "pos_accuracy", "pos_ci", glove.pos_accuracy, "syntax: noun vs verb probe",
                      "accuracy, unseen lemmas")]:
-                for series, label, style in [(rows, "trained", "-o"), (control, "random weights", "--s")]:
+                for series, label, style, shift in [(rows, "trained", "-o", -0.06),
+                                                    (control, "random weights", "--s", 0.06)]:
                     y = np.array([getattr(r, value) for r in series])
                     err = np.array([[y_ - getattr(r, ci)[0], getattr(r, ci)[1] - y_] for y_, r in zip(y, series)]).T
-                    ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, label=label)
+                    ax.errorbar(x + shift, y, yerr=err, fmt=style, capsize=3, label=label)
                 ax.axhline(glove_value, color="tab:green", linestyle=":", label="GloVe (static)")
                 if value == "pos_accuracy":
                     ax.axhline(rows[0].majority, color="grey", linewidth=0.8, label="majority class")
