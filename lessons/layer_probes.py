@@ -178,10 +178,12 @@ def elmo_vectors(bilm, items) -> dict[str, np.ndarray]:
 
 
 def glove_vectors(glove, items) -> dict[str, np.ndarray]:
-    """The word form's one GloVe vector (zeros for the rare form GloVe lacks)."""
+    """The word form's one GloVe vector. A form GloVe lacks gets one shared unknown-word vector,
+    the mean of all rows (what a static model does with a word outside its table), so it too
+    has one vector whatever the sentence."""
+    unknown = glove.vectors.mean(0)
     forms = [e.sentence[slice(*e.span)] for e in items]
-    return {"GloVe": np.stack([glove.vector(f) if f in glove else np.zeros(glove.vectors.shape[1],
-                                                                            dtype=np.float32) for f in forms])}
+    return {"GloVe": np.stack([glove.vector(f) if f in glove else unknown for f in forms])}
 
 
 def random_minilm(seed: int = SEED):
