@@ -273,10 +273,15 @@ HEADER = ["layer", "sense AUC [95% CI]", "random weights", "noun/verb probe", "r
 # ----------------------------------------------------------------------------- the lesson
 
 
-@lru_cache(maxsize=None)
 def all_models(seed: int = SEED) -> dict[str, tuple[list[LayerRow], list[LayerRow]]]:
     """{model label: (rows of the trained model, rows of its random-weight twin)} for MiniLM, the
-    default ELMo and GloVe (the compare lesson reads these too)."""
+    default ELMo and GloVe (the compare lesson reads these too). Computed once per seed and
+    process: `all_models()` and `all_models(0)` share the one result."""
+    return _all_models(seed)
+
+
+@lru_cache(maxsize=None)
+def _all_models(seed: int) -> dict[str, tuple[list[LayerRow], list[LayerRow]]]:
     data = probe_set(seed)
     glove = load_glove()
     model, tokenizer = load_bert()
