@@ -1,4 +1,4 @@
-"""BERT's WordPiece tokenizer: a thin wrapper over the `tokenizers` library.
+"""BERT's WordPiece tokenizer: the `tokenizers` library's pipeline, set up and called as transformers does.
 
 B batch · T tokens (word pieces, [CLS]/[SEP]/[PAD] included)
 
@@ -22,12 +22,13 @@ pre-tokenized input, decoding.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as RustTokenizer
+
+from weights.common import read_json
 from tokenizers.models import WordPiece
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
@@ -79,7 +80,7 @@ def _transformers_class(directory: Path, config: dict) -> str | None:
     name = config.get("tokenizer_class")
     model_config_file = directory / "config.json"
     if name is None and model_config_file.is_file():
-        model_config = json.loads(model_config_file.read_text(encoding="utf-8"))
+        model_config = read_json(model_config_file)
         name = model_config.get("tokenizer_class") or ("BertTokenizer" if model_config.get("model_type") == "bert" else None)
     return name.removesuffix("Fast") if isinstance(name, str) else None
 
@@ -119,7 +120,7 @@ class Tokenizer:
 
             directory = resolve(name_or_dir)
         config_file = directory / "tokenizer_config.json"
-        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        config = read_json(config_file) if config_file.is_file() else {}
         pad_token = _token_text(config.get("pad_token", "[PAD]"))
         # transformers uses a huge sentinel (int(1e30)) when the config names no limit; we use None.
         model_max_length = config.get("model_max_length")

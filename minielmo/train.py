@@ -23,7 +23,8 @@ is how the stateless BiLM is used at inference. bilm-tf uses a sampled softmax (
 Adagrad (lr 0.2); we use torch's AdaptiveLogSoftmaxWithLoss (exact, and faster than a full
 softmax at our vocabulary size: see `python -m minielmo.train --measure`) and Adam.
 
-The file reads top to bottom: sizes -> data -> batches -> loss -> step -> checkpoint -> export.
+The file reads top to bottom: sizes -> data -> batches -> loss -> step -> checkpoint -> export
+(OUT/model/: options.json + weights.hdf5 as bilm-tf released, and model.safetensors).
 Model files stay training-agnostic: this module only calls BiLM.
 """
 
@@ -305,7 +306,16 @@ def train(corpus: Path, out: Path, size: str, total_tokens: int, seed: int, resu
               "heldout_perplexity": perplexity(bilm, softmax, sample, vocab)}
     log.write(json.dumps({"final": result}) + "\n")
     log.close()
+    export_model(bilm, out / "model")
     return result
+
+
+def export_model(bilm: BiLM, folder: Path) -> dict:
+    """The trained biLM in the released format (options.json + weights.hdf5) and as
+    model.safetensors: what the package ships under minielmo/data/."""
+    from weights.elmo_export import export  # the only file format code training needs
+
+    return export(bilm.eval(), folder)
 
 
 def forward_macs_per_token(config: ElmoConfig, vocab_size: int, tail_shares=(0.12, 0.044)) -> dict:
