@@ -3,7 +3,6 @@ to get the pictures; with it, every figure has a title and labelled axes and is 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 VIZ_HINT = 'matplotlib is not installed, so no pictures this time: pip install -e ".[viz]"'
@@ -40,7 +39,7 @@ def tick_step(count: int, axis_points: float, fontsize: float) -> int:
     """Label every k-th of `count` ticks so that labels `fontsize` points tall, laid across an
     axis `axis_points` long, do not overlap: k = 1 while they fit."""
     fits = max(1, int(axis_points // (fontsize * LABEL_PITCH)))
-    return max(1, math.ceil(count / fits))
+    return max(1, -(-count // fits))  # ceil(count / fits)
 
 
 def token_ticks(ax, labels, which: str = "x", fontsize: float = 7, rotation=None) -> int:
