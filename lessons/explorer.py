@@ -27,10 +27,13 @@ def write_explorer(path: Path, *, tokens: list[str], attentions: np.ndarray, sen
     page's; roles (L lists of H labels) are shown beside each head. entropy is accepted for the
     lesson's call and recomputed by the page."""
     model, tokenizer = load_bert(model_name)
+    text = tuple(sentence) if isinstance(sentence, list) else sentence
+    # The lesson accepts any sentence the model takes; past MAX_TOKENS the page is large
+    # (about T^2) but still correct, so the lesson does not refuse it.
     try:
-        found = analyse(model, tokenizer, tuple(sentence) if isinstance(sentence, list) else sentence)
+        found = analyse(model, tokenizer, text, max_tokens=max(MAX_TOKENS, model.config.max_position_embeddings))
     except ValueError as error:
-        raise LessonError(f"cannot draw the explorer: {error} (at most {MAX_TOKENS} word pieces)") from None
+        raise LessonError(f"cannot draw the explorer: {error}") from None
     if found.tokens != list(tokens) or found.probs.shape != attentions.shape:
         raise LessonError(f"explorer data disagree: {len(tokens)} tokens and attentions {attentions.shape} "
                           f"given, the model gives {len(found.tokens)} and {tuple(found.probs.shape)}")

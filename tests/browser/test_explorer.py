@@ -121,7 +121,7 @@ def shots(tmp_path):
 
 # ----------------------------------------------------------------------------- driving the page
 
-def _select(driver, element_id: str, value: int) -> None:
+def _select(driver, element_id: str, value: int | str) -> None:
     from selenium.webdriver.support.ui import Select
 
     Select(driver.find_element("id", element_id)).select_by_value(str(value))
@@ -149,6 +149,21 @@ def _hover(driver, side: str, token: int) -> None:
     ActionChains(driver).move_to_element(target).perform()
     active = driver.find_elements("css selector", "g.tok.active")
     assert [(a.get_attribute("data-side"), a.get_attribute("data-token")) for a in active] == [(side, str(token))]
+
+
+def _thumbnail_reds(driver, layer: int, head: int, T: int) -> list[int]:
+    """The red channel at the centre of every (query, key) cell of one model-view thumbnail,
+    row by row. The blue ramp maps a value v in [0, 1] to red = 255 - 224 v."""
+    return driver.execute_script("""
+        const [layer, head, T] = arguments;
+        const c = document.querySelector(`canvas.thumb[data-layer="${layer}"][data-head="${head}"]`);
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const out = [];
+        for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
+          const x = Math.floor((j + 0.5) * c.width / T), y = Math.floor((i + 0.5) * c.height / T);
+          out.push(px[4 * (y * c.width + x)]);
+        }
+        return out;""", layer, head, T)
 
 
 def _shading(driver, side: str) -> dict[tuple[int, int], float]:
@@ -266,23 +281,19 @@ def test_model_view_thumbnails_are_the_heads_and_open_them(page, shots):
     thumbs = driver.find_elements("css selector", "canvas.thumb")
     assert len(thumbs) == L * H
     for layer, head in [(0, 2), (4, 9), (5, 11)]:
-        size = driver.execute_script(
-            f"return document.querySelector('canvas.thumb[data-layer=\"{layer}\"][data-head=\"{head}\"]').width")
-        # the red channel of the centre pixel of every cell; blue ramp: red = 255 - 224 α
-        reds = driver.execute_script("""
-            const [layer, head, T] = arguments;
-            const c = document.querySelector(`canvas.thumb[data-layer="${layer}"][data-head="${head}"]`);
-            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            const out = [];
-            for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
-              const x = Math.floor((j + 0.5) * c.width / T), y = Math.floor((i + 0.5) * c.height / T);
-              out.push(px[4 * (y * c.width + x)]);
-            }
-            return out;""", layer, head, T)
+        reds = _thumbnail_reds(driver, layer, head, T)
         shown = [(255 - r) / 224 for r in reds]
         want = probs[layer, head].reshape(-1)
-        assert max(abs(s - w) for s, w in zip(shown, want)) <= THUMBNAIL_ATOL, (layer, head, size)
+        assert max(abs(s - w) for s, w in zip(shown, want)) <= THUMBNAIL_ATOL, (layer, head)
     shots(driver, "model")
+    # shaded by value-weighted norms: α^h_ij ||f^h(x_j)||, scaled to the thumbnail's largest
+    _select(driver, "model-measure", "norm")
+    layer, head = 4, 9
+    reds = _thumbnail_reds(driver, layer, head, T)
+    weighted = (found[0].probs[layer, head] * found[0].value_norms[layer, head][None, :]).numpy()
+    want = (weighted / weighted.max()).reshape(-1)
+    assert max(abs((255 - r) / 224 - w) for r, w in zip(reds, want)) <= THUMBNAIL_ATOL
+    _select(driver, "model-measure", "alpha")
     driver.find_element("css selector", 'canvas.thumb[data-layer="4"][data-head="9"]').click()
     assert driver.execute_script("return document.body.dataset.view") == "head"
     assert driver.find_element("id", "layer").get_attribute("value") == "4"
