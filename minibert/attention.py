@@ -111,6 +111,8 @@ def _as_text_list(texts) -> list[str | tuple[str, str]]:
 @torch.no_grad()
 def analyse(model, tokenizer, text: str | tuple[str, str], max_tokens: int = MAX_TOKENS) -> TextAttention:
     """Run one text (or a (first, second) pair) through `model` and collect what the explorer shows."""
+    if isinstance(text, list):
+        raise TypeError("analyse takes one text or one (first, second) pair; explore takes a list")
     (text,) = _as_text_list(text)
     if model.training:
         raise ValueError("the model is in training mode (dropout on); call model.eval() first")
@@ -126,13 +128,13 @@ def analyse(model, tokenizer, text: str | tuple[str, str], max_tokens: int = MAX
     probs = torch.stack(out.attentions)[:, 0]                           # L x (1, H, T, T) -> (L, H, T, T)
 
     queries, keys, value_norms, layer_norms = [], [], [], []
-    for layer, hidden_in in zip(model.encoder.layers, out.hidden_states[:-1]):
+    # hidden_states[l] is the input of layer l (the embeddings for layer 0)
+    for layer, hidden_in, alpha in zip(model.encoder.layers, out.hidden_states[:-1], probs):
         attn = layer.attn
         queries.append(attn.split_heads(attn.query(hidden_in))[0])      # (1, T, D) -> (1, H, T, Dh) -> (H, T, Dh)
         keys.append(attn.split_heads(attn.key(hidden_in))[0])           # (1, T, D) -> (1, H, T, Dh) -> (H, T, Dh)
         f = head_values(attn, hidden_in[0])                             # (H, T, D)
         value_norms.append(f.norm(dim=-1))                              # (H, T, D) -> (H, T)
-        alpha = probs[len(layer_norms)]                                 # (H, T, T)
         # Σ_h α^h_ij f^h(x_j) for every (i, j), then its norm
         summed = torch.einsum("hij,hjd->ijd", alpha, f)                 # (H, T, T), (H, T, D) -> (T, T, D)
         layer_norms.append(summed.norm(dim=-1))                         # (T, T, D) -> (T, T)

@@ -150,6 +150,8 @@ def test_bad_texts_get_one_clear_error(tiny, tokenizer, texts, message):
 
 
 def test_too_long_and_training_mode_are_refused(tiny, tokenizer):
+    with pytest.raises(TypeError, match="explore takes a list"):
+        analyse(tiny, tokenizer, [SENTENCE, SENTENCE])
     with pytest.raises(ValueError, match="at most 5"):
         analyse(tiny, tokenizer, SENTENCE, max_tokens=5)
     tiny.train()
