@@ -381,6 +381,32 @@ def test_switching_texts_redraws_from_that_text(page, shots):
     shots(driver, "pair")
 
 
+def test_pair_filter_shows_one_sentence_per_side(page, shots):
+    driver, found = page
+    layer, query = 2, 2
+    f = found[1]
+    first = [i for i, s in enumerate(f.segments) if s == 0]
+    second = [i for i, s in enumerate(f.segments) if s == 1]
+    _reset(driver, text=1, layer=layer)
+    assert driver.find_element("id", "pair-filter-box").is_displayed()
+    _select(driver, "pair-filter", "AB")
+    left = [t.text for t in driver.find_elements("css selector", 'g.tok[data-side="left"] text')]
+    right = [t.text for t in driver.find_elements("css selector", 'g.tok[data-side="right"] text')]
+    assert left == [f.tokens[i] for i in first] and right == [f.tokens[j] for j in second]
+    probs = f.probs[layer].numpy()
+    _assert_lines_are_the_weights(_lines(driver), probs, first, second, range(probs.shape[0]))
+    _hover(driver, "left", query)
+    shading = _shading(driver, "right")
+    assert {j for _, j in shading} == set(second)
+    for (h, j), shown in shading.items():
+        assert abs(shown - probs[h, query, j]) <= SHADING_ATOL  # the model's α, not renormalised
+    driver.execute_script("window.scrollTo(0, 0)")
+    shots(driver, "pair_ab")
+    _select(driver, "text", 0)  # a single text has no A/B filter and shows every token
+    assert not driver.find_element("id", "pair-filter-box").is_displayed()
+    assert len(driver.find_elements("css selector", 'g.tok[data-side="left"]')) == len(found[0].tokens)
+
+
 def test_128_word_pieces_stay_readable(page, shots):
     driver, found = page
     f = found[2]
@@ -413,3 +439,19 @@ def test_128_word_pieces_stay_readable(page, shots):
     shots(driver, "long")
     _view(driver, "neuron")
     assert len(driver.find_elements("css selector", "#neuron-table tr.key-row")) == 128
+
+
+def test_notebook_inline_html_runs_the_page(driver, model_data, tmp_path):
+    """`_repr_html_` (what Jupyter shows for a cell's value) is an iframe whose srcdoc is the page."""
+    found, _ = model_data
+    inline = render([found[0]], model_name="all-MiniLM-L6-v2")._repr_html_()
+    wrapper = tmp_path / "notebook_cell.html"
+    wrapper.write_text(f"<!doctype html><html><body>{inline}</body></html>", encoding="utf-8")
+    driver.get(wrapper.resolve().as_uri())
+    driver.switch_to.frame(driver.find_element("tag name", "iframe"))
+    try:
+        labels = [t.text for t in driver.find_elements("css selector", 'g.tok[data-side="left"] text')]
+        assert labels == found[0].tokens
+    finally:
+        driver.switch_to.default_content()
+        driver.back()  # the other tests share the explorer page
