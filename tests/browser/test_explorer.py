@@ -377,6 +377,11 @@ def test_switching_texts_redraws_from_that_text(page, shots):
     # the pair's second sentence is coloured as its own segment
     classes = [t.get_attribute("class") for t in driver.find_elements("css selector", 'g.tok[data-side="left"] text')]
     assert classes == [f"seg{s}" for s in found[1].segments] and "seg1" in classes
+    fills = driver.execute_script(
+        "return [...document.querySelectorAll('g.tok[data-side=\"left\"] text')].map(t => getComputedStyle(t).fill)")
+    assert len({fill for fill, s in zip(fills, found[1].segments) if s == 0}) == 1
+    assert {fill for fill, s in zip(fills, found[1].segments) if s == 1}.isdisjoint(
+        {fill for fill, s in zip(fills, found[1].segments) if s == 0})
     driver.execute_script("window.scrollTo(0, 0)")
     shots(driver, "pair")
 
