@@ -377,6 +377,8 @@ def test_switching_texts_redraws_from_that_text(page, shots):
     # the pair's second sentence is coloured as its own segment
     classes = [t.get_attribute("class") for t in driver.find_elements("css selector", 'g.tok[data-side="left"] text')]
     assert classes == [f"seg{s}" for s in found[1].segments] and "seg1" in classes
+    # (not hovered: the hovered token is drawn in its own colour)
+    driver.execute_script("document.getElementById('head-svg').dispatchEvent(new MouseEvent('mouseleave'))")
     fills = driver.execute_script(
         "return [...document.querySelectorAll('g.tok[data-side=\"left\"] text')].map(t => getComputedStyle(t).fill)")
     assert len({fill for fill, s in zip(fills, found[1].segments) if s == 0}) == 1
