@@ -26,7 +26,8 @@ from minibert.attention import (PROB_SCALE, ExplorerPage, analyse, attention_rol
 FLOAT32_ATOL = 1e-5
 # α is stored as round(α * PROB_SCALE): the decoded value is within half a step.
 PROB_STEP_ATOL = 0.5 / PROB_SCALE + 1e-7
-# The page must stay small enough to mail or commit; the bound for a 40-token sentence.
+# The page must stay small enough to mail or commit: about 2 MB for a 40-token sentence
+# (docs/attention_explorer.md gives the sizes measured).
 MAX_PAGE_BYTES_40_TOKENS = 2_000_000
 
 SENTENCE = "The river bank was eroding due to heavy rainfall."
