@@ -49,40 +49,9 @@ THUMBNAIL_ATOL = 0.5 / 224 + 1 / PROB_SCALE
 BEYOND_ATOL = 1e-4
 LINE_MIN = 0.01  # the head view leaves out lines fainter than this (explorer.html: LINE_MIN)
 
-HEADLESS_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,900",
-]
-
-
-def _missing(reason: str):
-    # In CI (.ci/run installs chromium + chromium-driver + the test extra) a missing browser is a
-    # broken set-up, not a reason to skip.
-    if os.environ.get("CI"):
-        pytest.fail(f"browser test cannot run in CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _missing('selenium is not installed: pip install -e ".[test]"')
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if not browser or not chromedriver:
-        _missing("Debian's chromium and chromium-driver are not installed "
-                 "(apt-get install -y chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in HEADLESS_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # Both paths are given, so selenium never tries to download a browser or a driver.
-    chrome = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+def driver(tmp_path_factory, chromium):
+    chrome = chromium(tmp_path_factory.mktemp("chromium-profile"), "1200,900", browser_log=True)
     yield chrome
     chrome.quit()
 

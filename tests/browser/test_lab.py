@@ -37,39 +37,9 @@ PAGE_ATOL = 1e-5
 SHOWN_ATOL = 5e-4 + 1e-9
 WAIT_S = 120  # one comparison under the busy shared machines' load, with room
 
-HEADLESS_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
-]
-
-
-def _missing(reason: str):
-    # In CI (.ci/run installs chromium + chromium-driver + the test extra) a missing browser is a
-    # broken set-up, not a reason to skip.
-    if os.environ.get("CI"):
-        pytest.fail(f"browser test cannot run in CI: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _missing('selenium is not installed: pip install -e ".[test]"')
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if not binary or not chromedriver:
-        _missing("Debian's chromium and chromium-driver are not installed "
-                 "(apt-get install -y chromium chromium-driver)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in HEADLESS_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    # Both paths are given, so selenium never tries to download a browser or a driver.
-    chrome = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+def browser(tmp_path_factory, chromium):
+    chrome = chromium(tmp_path_factory.mktemp("chromium-profile"), "1400,1000")
     yield chrome
     chrome.quit()
 
