@@ -33,7 +33,7 @@ import torch
 import pooling
 from minibert import fast
 from minibert.model import BertModel
-from minibert.tokenizer import Tokenizer
+from minibert.tokenizer import Tokenizer, _check_unicode
 
 # The stages of a sentence-transformers modules.json that this encoder implements, by class name.
 # modules.json gives each stage's full class path, and sentence-transformers moved the classes:
@@ -309,9 +309,11 @@ def _chunks(texts: Iterable, size: int) -> Iterator[list[str]]:
             raise TypeError(f"sentences[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
         chunk.append(text)
         if len(chunk) == size:
+            _check_unicode(chunk, "sentences", start=i + 1 - size)  # errors name the caller's index
             yield chunk
             chunk = []
     if chunk:
+        _check_unicode(chunk, "sentences", start=i + 1 - len(chunk))
         yield chunk
 
 

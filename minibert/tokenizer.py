@@ -23,6 +23,7 @@ pre-tokenized input.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -56,6 +57,22 @@ def _check_texts(texts, name: str) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"{name}[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
     return list(texts)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(texts: list[str], name: str, start: int = 0) -> None:
+    """A lone surrogate (what Python makes of command-line or file bytes that are not UTF-8) is
+    not text the tokenizer can read: say which text and where, instead of its TypeError."""
+    for i, text in enumerate(texts):
+        found = _SURROGATE.search(text)
+        if found:
+            raise ValueError(
+                f"{name}[{start + i}] holds a lone surrogate {found.group()!r} at character {found.start()}, which is "
+                f"not valid Unicode (were non-UTF-8 bytes decoded with surrogateescape?); clean it first, "
+                f"e.g. text.encode('utf-8', 'replace').decode('utf-8')"
+            )
 
 
 def _read_json_object(path: Path) -> dict:
@@ -269,7 +286,7 @@ class Tokenizer:
         # every call, so one Tokenizer must not be called from several threads at once.
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
         try:
-            encodings = self.backend.encode_batch(inputs, add_special_tokens=True)
+            encodings = self._encode_batch(inputs)
         except Exception as error:  # the Rust library raises a bare Exception
             if "Truncation error" not in str(error):
                 raise
@@ -309,6 +326,7 @@ class Tokenizer:
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
         self._configure(None, None, None, is_pair=pair is not None)
+        _check_unicode([text] if pair is None else [text, pair], "text")
         return list(self.backend.encode(text, pair, add_special_tokens=add_special_tokens).tokens)
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
@@ -338,7 +356,7 @@ class Tokenizer:
             raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
         limit = max_length if max_length is not None else self.model_max_length
         self._configure(limit, None, _TRUNCATION[truncation], is_pair=False)
-        return [encoding.ids for encoding in self.backend.encode_batch(texts, add_special_tokens=True)]
+        return [encoding.ids for encoding in self._encode_batch(texts)]
 
     def pad(self, id_lists: list[list[int]]) -> dict:
         """Single-text id lists (from `encode_each`) -> the dict `__call__(..., padding=True)` returns.
@@ -358,6 +376,16 @@ class Tokenizer:
             "token_type_ids": torch.zeros_like(input_ids),
             "attention_mask": torch.tensor(mask, dtype=torch.long).reshape(len(rows), T),
         }
+
+    def _encode_batch(self, inputs: list) -> list:
+        try:
+            return self.backend.encode_batch(inputs, add_special_tokens=True)
+        except TypeError:  # the library's only words for a lone surrogate: "TextEncodeInput must be ..."
+            pairs = bool(inputs) and isinstance(inputs[0], tuple)
+            _check_unicode([item[0] for item in inputs] if pairs else inputs, "texts")
+            if pairs:
+                _check_unicode([item[1] for item in inputs], "text_pairs")
+            raise
 
     def _configure(self, limit: int | None, padding: str | None, truncation: str | None, is_pair: bool) -> None:
         if truncation is not None and limit is not None:
