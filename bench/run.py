@@ -29,7 +29,7 @@ import torch
 
 from bench import bert, ceiling, peers
 from bench.corpus import make_corpus
-from bench.timing import interleaved, median, paired_speedup, per_call, seconds
+from bench.timing import interleaved, markdown_table, median, paired_speedup, per_call, seconds
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 LATENCY_SENTENCE = "The cat sat on the warm mat."  # 9 word pieces with [CLS] and [SEP]
@@ -41,7 +41,7 @@ class Settings:
     repeats: int = 3
     min_time: float = 0.3  # seconds per latency / matmul sample
     memory: tuple | None = None  # contenders whose peak RSS is measured in a child (None: all)
-    elmo_batch: tuple = (32, 25)  # sentences x tokens, as in issue 5
+    elmo_batch: tuple = (32, 25)  # sentences x tokens
     elmo_divisor: int = 1  # 1 = the original size; --quick shrinks every width
     output: pathlib.Path = RESULTS
     quick: bool = False  # a smoke run: numbers mean nothing and no target is judged
@@ -195,27 +195,6 @@ def bench_bert(settings: Settings, corpus: list[str], lengths: list[int], log) -
             "skipped": skipped, "build s": build, "names": {n: c.name for n, c in running.items()}, "peers": [n for n in names if n in peers.PEERS]}
 
 
-def fmt(value, digits=1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.1e}"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-# Ratios are shown with two decimals: 1.16x printed as "1.2" would read as a met 1.2x target.
-RATIO_COLUMNS = ("x ST", "minibert x", "latency / minibert's", "fast / readable")
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(v if isinstance(v, str) else fmt(v, 2 if h in RATIO_COLUMNS else 1)
-                                for h, v in zip(header, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict | None,
            settings: Settings, argv: list[str]) -> str:
     out = ["# minicontext speed bench", "",
@@ -274,7 +253,7 @@ def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict |
     else:
         checks = targets(bert_result, elmo_result)
         if checks:
-            out += ["## Targets, as measured in this run", "",
+            out += ["## Speed targets, as measured in this run", "",
                     markdown_table(["target", "measured", "met"], checks), ""]
     return "\n".join(out) + "\n"
 

@@ -1,4 +1,4 @@
-"""BERT's WordPiece tokenizer: a thin wrapper over the `tokenizers` library.
+"""BERT's WordPiece tokenizer: the `tokenizers` library's pipeline, set up and called as transformers does.
 
 B batch · T tokens (word pieces, [CLS]/[SEP]/[PAD] included)
 
@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as RustTokenizer
+
 from tokenizers.models import WordPiece
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}

@@ -83,8 +83,11 @@ def main(argv=None) -> None:
 
     if args.npz:
         arrays = {f"layer_{k}": layer.numpy() for k, layer in enumerate(layers)}
-        np.savez(args.npz, mask=mask.numpy(), sentences=np.array([" ".join(s) for s in sentences]),
-                 **arrays)
+        try:
+            np.savez(args.npz, mask=mask.numpy(), sentences=np.array([" ".join(s) for s in sentences]),
+                     **arrays)
+        except OSError as error:
+            parser.error(f"cannot write --npz {args.npz}: {error.strerror or error}")
         print(f"Wrote {args.npz}: " + ", ".join(f"layer_{k} {tuple(layer.shape)}"
                                                  for k, layer in enumerate(layers))
               + f", mask {tuple(mask.shape)}")

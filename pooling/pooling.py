@@ -150,7 +150,12 @@ class PoolingConfig:
             path = path / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"no sentence-transformers pooling config at {path}")
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(raw).__name__}")
         return cls.from_dict(raw, source=str(path))
 
     @classmethod
