@@ -233,16 +233,14 @@ class BertModel(nn.Module):
         The report of what was loaded and ignored is kept as `model.load_report`."""
         dtype = _floating_dtype(dtype)
         from weights import bert_hf, resolve  # lazy: the modules themselves never touch a file
+        from weights.common import without_random_init
 
         model_dir = resolve(name_or_dir)
         config = BertConfig.from_json(model_dir / "config.json")
         tensors = bert_hf.read_checkpoint(model_dir)
-        # Built on the meta device, so no random init runs (the strict loader overwrites every
-        # value or raises); to_empty() then gives it real, uninitialised memory to load into.
-        with torch.device("meta"):
+        with without_random_init():  # every value is overwritten next
             model = cls(config, add_pooler=bert_hf.has_pooler(tensors))
-        model = model.to_empty(device="cpu")
-        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir))
+        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir / "model.safetensors"))
         return model.to(device=device, dtype=dtype).eval()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,

@@ -179,9 +179,12 @@ class BiLM(nn.Module):
     def from_files(cls, options_file, weight_file, stateful: bool = False) -> "BiLM":
         """Build from options.json and fill from the weights (.hdf5 as released, or .safetensors
         as converted), strictly; eval mode. The report of what was loaded is `model.load_report`."""
-        from weights.elmo_hdf5 import load_elmo_weights  # lazy: the modules never touch a file
+        from weights.common import without_random_init  # lazy: the modules never touch a file
+        from weights.elmo_hdf5 import load_elmo_weights
 
-        model = cls(ElmoConfig.from_options_file(options_file), stateful=stateful)
+        config = ElmoConfig.from_options_file(options_file)
+        with without_random_init():  # every value is overwritten next
+            model = cls(config, stateful=stateful)
         model.load_report = load_elmo_weights(model, weight_file)
         return model.eval()
 

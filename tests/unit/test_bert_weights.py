@@ -281,3 +281,39 @@ def test_hf_cache_without_refs_takes_the_newest_snapshot(tmp_path, monkeypatch, 
     os.utime(new, (2_000_000, 2_000_000))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     assert weights.resolve("someone/tiny-bert") == new
+
+
+# ----------------------------------------------------------------------------- building without init
+
+def test_parallel_from_pretrained_leaves_nn_init_alone(tiny_dir, tiny_model):
+    """from_pretrained skips random init by building on the meta device, which is per thread:
+    loading in many threads at once, while another thread builds ordinary layers, neither
+    changes nn.init for the process nor gives any model wrong weights."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    fillers = {name: getattr(torch.nn.init, name) for name in ("kaiming_uniform_", "uniform_", "normal_")}
+    stop, bad_layers = threading.Event(), []
+
+    def build_layers():  # an ordinary layer built meanwhile must get its usual random init
+        while not stop.wait(0.001):  # a short pause, so the loaders are not starved of the GIL
+            layer = torch.nn.Linear(64, 64)
+            bound = 1 / 64 ** 0.5  # kaiming_uniform_(a=sqrt(5)) on fan_in 64
+            if layer.weight.device.type != "cpu" or layer.weight.abs().max() > bound or layer.weight.std() < bound / 4:
+                bad_layers.append(layer.weight.detach())
+
+    builder = threading.Thread(target=build_layers)
+    builder.start()
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            models = list(pool.map(lambda _: minibert.BertModel.from_pretrained(tiny_dir), range(16)))
+    finally:
+        stop.set()
+        builder.join()
+    assert bad_layers == []
+    assert {name: getattr(torch.nn.init, name) for name in fillers} == fillers
+    after = torch.nn.Linear(64, 64)
+    assert 0 < after.weight.abs().max() <= 1 / 8
+    for model in models:
+        for name, value in tiny_model.state_dict().items():
+            torch.testing.assert_close(model.state_dict()[name], value, **EXACT, msg=name)
