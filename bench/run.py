@@ -7,6 +7,7 @@ sentence-transformers; ELMo's readable loop against its fast path on the fixture
 random-weight model of the released "original" size, each against its dense-op-only time.
 Contenders are interleaved, every timing is the median of >= 3 repeats, and the tables are printed
 and written to bench/RESULTS.md. `--quick` shrinks everything to a smoke run for the test suite.
+Peak memory of SentenceEncoder.encode on many long texts is measured by `python -m bench.memory`.
 """
 
 import argparse
