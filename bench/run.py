@@ -10,6 +10,7 @@ random-weight model of the released "original" size, each against its dense-op-o
 Contenders are interleaved, every timing is the median of >= 3 repeats, ratios are medians of
 per-repeat paired ratios, and the tables are printed and written to bench/RESULTS.md. `--quick`
 shrinks everything to a smoke run for the test suite and judges no target.
+Peak memory of SentenceEncoder.encode on many long texts is measured by `python -m bench.memory`.
 """
 
 import argparse
