@@ -178,7 +178,7 @@ def test_elmo_convert_runs_as_a_module_without_a_runpy_warning(tmp_path):
     import minielmo
 
     result = subprocess.run(
-        [sys.executable, "-W", "error::RuntimeWarning", "-m", "weights.elmo_convert",
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "minielmo.convert",
          str(minielmo.FIXTURE_OPTIONS), str(minielmo.FIXTURE_WEIGHTS), str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
