@@ -3,6 +3,7 @@ to get the pictures; with it, every figure has a title and labelled axes and is 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 VIZ_HINT = 'matplotlib is not installed, so no pictures this time: pip install -e ".[viz]"'
@@ -20,15 +21,32 @@ def pyplot():
     return plt
 
 
-def save(fig, path: Path, written: list[Path]) -> None:
-    if fig.get_layout_engine() is None:
-        fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    fig.clf()
-    import matplotlib.pyplot as plt
+@contextlib.contextmanager
+def figure(path: Path, rows: int = 1, cols: int = 1, dpi: int = 110, tight: bool = True, **options):
+    """The matplotlib preamble and epilogue of every lesson picture, in one place:
 
-    plt.close(fig)
-    written.append(path)
+        with plots.figure(out / "name.png", 1, 2, figsize=(11, 4)) as (fig, axes):
+            if fig is None:
+                return []          # matplotlib missing: the hint has been printed
+            axes[0].plot(...)
+
+    `axes` is a 2-D array when rows > 1 and cols > 1, 1-D when one of them is 1, else one Axes
+    (as plt.subplots gives). The figure is saved as PNG at `dpi` and closed when the block ends
+    without an error, and its path printed. tight=False keeps a layout the block set by hand."""
+    plt = pyplot()
+    if plt is None:
+        print("\n" + VIZ_HINT)
+        yield None, None
+        return
+    fig, axes = plt.subplots(rows, cols, **options)
+    try:
+        yield fig, axes
+        if tight and fig.get_layout_engine() is None:
+            fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+        print(f"wrote {path}")
+    finally:
+        plt.close(fig)
 
 
 def heatmap(ax, matrix, row_labels, col_labels, title, xlabel, ylabel, cmap="viridis",
@@ -47,3 +65,8 @@ def heatmap(ax, matrix, row_labels, col_labels, title, xlabel, ylabel, cmap="vir
                 ax.text(j, i, f"{matrix[i][j]:.2f}", ha="center", va="center",
                         fontsize=fontsize - 1, color="white" if matrix[i][j] < (vmax or 1) * 0.6 else "black")
     return image
+
+
+def title_text(text: str, width: int) -> str:
+    """A quoted text for a plot title, cut to `width` characters."""
+    return repr(text) if len(text) <= width else repr(text[: width - 3]) + "..."
