@@ -127,6 +127,7 @@ def main(argv=None) -> None:
     for mode, n in plan:
         print(f"measuring {mode} on {n:,} texts ...", file=sys.stderr, flush=True)
         rows.append(measure(mode, n, args))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)  # each row as it completes
     import torch
 
     header = (f"`python -m bench.memory --texts {args.texts} --encode-texts {encode_n} --words {args.words} "

@@ -137,3 +137,9 @@ def test_lower_precision_models_stay_close_to_float32(expected, dtype, atol):
 def test_bad_dtype_is_a_clear_error():
     with pytest.raises(TypeError, match="dtype must be a floating torch dtype .* got torch.int8"):
         SentenceEncoder.from_pretrained("all-MiniLM-L6-v2", dtype=torch.int8)
+
+
+def test_a_lone_surrogate_is_named_by_its_index_in_the_callers_input(ours, monkeypatch):
+    monkeypatch.setattr(sentence, "CHUNK_BATCHES", 1)  # the bad text sits in the second chunk
+    with pytest.raises(ValueError, match=r"sentences\[2\] holds a lone surrogate '\\udcff' at character 3"):
+        ours.encode(["fine", "also fine", "bad\udcff text"], batch_size=2)
