@@ -49,13 +49,47 @@ def figure(path: Path, rows: int = 1, cols: int = 1, dpi: int = 110, tight: bool
         plt.close(fig)
 
 
+# A tick label needs its font size times this much room along the axis (line height plus a gap).
+LABEL_PITCH = 1.4
+
+
+def tick_step(count: int, axis_points: float, fontsize: float) -> int:
+    """Label every k-th of `count` ticks so that labels `fontsize` points tall, laid across an
+    axis `axis_points` long, do not overlap: k = 1 while they fit."""
+    fits = max(1, int(axis_points // (fontsize * LABEL_PITCH)))
+    return max(1, -(-count // fits))  # ceil(count / fits)
+
+
+def token_ticks(ax, labels, which: str = "x", fontsize: float = 7, rotation=None) -> int:
+    """Label a heatmap axis with tokens (one cell each), thinned to every k-th token when there
+    are too many to read; the axis's caption says so. Returns k. which: "x" or "y"."""
+    labels = [str(label) for label in labels]
+    position = ax.get_position()  # in figure fractions; the layout engine only shrinks it a little
+    width, height = ax.figure.get_size_inches()
+    axis_points = 72 * (position.width * width if which == "x" else position.height * height)
+    step = tick_step(len(labels), axis_points, fontsize)
+    ticks = list(range(0, len(labels), step))
+    shown = [labels[i] for i in ticks]
+    if which == "x":
+        if rotation is None:
+            rotation = 90 if max(map(len, labels), default=0) > 3 or step > 1 else 0
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(shown, rotation=rotation, fontsize=fontsize)
+    else:
+        ax.set_yticks(ticks)
+        ax.set_yticklabels(shown, fontsize=fontsize)
+    return step
+
+
 def heatmap(ax, matrix, row_labels, col_labels, title, xlabel, ylabel, cmap="viridis",
             vmin=None, vmax=None, annotate=False, fontsize=7):
     image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    ax.set_xticks(range(len(col_labels)))
-    ax.set_xticklabels(col_labels, rotation=90 if max(map(len, map(str, col_labels)), default=0) > 3 else 0, fontsize=fontsize)
-    ax.set_yticks(range(len(row_labels)))
-    ax.set_yticklabels(row_labels, fontsize=fontsize)
+    x_step = token_ticks(ax, col_labels, "x", fontsize)
+    y_step = token_ticks(ax, row_labels, "y", fontsize)
+    if x_step > 1:
+        xlabel = f"{xlabel} (one label per {x_step} tokens)"
+    if y_step > 1:
+        ylabel = f"{ylabel} (one label per {y_step} tokens)"
     ax.set_title(title, fontsize=fontsize + 2)
     ax.set_xlabel(xlabel, fontsize=fontsize + 1)
     ax.set_ylabel(ylabel, fontsize=fontsize + 1)
