@@ -30,9 +30,12 @@ def main(argv=None) -> None:
     from bench.corpus import make_corpus
 
     from bench.bert import CONTENDERS
+    from bench.peers import PEERS
 
-    contender = CONTENDERS[args.name]()
+    contender = {**CONTENDERS, **PEERS}[args.name]()
     contender.import_libraries()
+    if hasattr(contender, "prepare"):
+        contender.prepare()  # a peer's converted model: built by the parent already, found in the cache
     corpus = make_corpus(args.sentences, args.seed)
     import_s = time.perf_counter() - start
     rss_after_import = current_rss_mb()

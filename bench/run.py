@@ -1,12 +1,16 @@
-"""python -m bench [--quick]: minicontext's speed against the reference libraries, in one process.
+"""python -m bench [--quick]: minicontext's speed against the reference libraries and the fast engines, in one process.
 
-Sections: the fp32 matmul ceiling at the models' own shapes; sentence embeddings on a
-seeded corpus (ours fast / ours teaching / sentence-transformers / transformers sdpa) with
+Sections: the fp32 matmul ceiling at the models' own shapes; sentence embeddings on a seeded
+corpus: ours (fast / teaching path), the reference libraries (sentence-transformers, transformers
+sdpa) and the engines people pick for speed (ONNX Runtime plain and BERT-optimised, OpenVINO,
+CTranslate2, fastembed; bench/peers.py, each skipped with a line when not installed), with
 throughput, single-sentence latency, load time, peak RSS and max|diff| against
 sentence-transformers; ELMo's readable loop against its fast path on the fixture model and on a
 random-weight model of the released "original" size, each against its dense-op-only time.
-Contenders are interleaved, every timing is the median of >= 3 repeats, and the tables are printed
-and written to bench/RESULTS.md. `--quick` shrinks everything to a smoke run for the test suite.
+Contenders are interleaved, every timing is the median of >= 3 repeats, ratios are medians of
+per-repeat paired ratios, and the tables are printed and written to bench/RESULTS.md. `--quick`
+shrinks everything to a smoke run for the test suite and judges no target.
+Peak memory of SentenceEncoder.encode on many long texts is measured by `python -m bench.memory`.
 """
 
 import argparse
@@ -24,7 +28,7 @@ import sys
 import numpy as np
 import torch
 
-from bench import bert, ceiling
+from bench import bert, ceiling, peers
 from bench.corpus import make_corpus
 from bench.timing import interleaved, markdown_table, median, paired_speedup, per_call, seconds
 
@@ -37,16 +41,34 @@ class Settings:
     sentences: int = 2000
     repeats: int = 3
     min_time: float = 0.3  # seconds per latency / matmul sample
-    memory: tuple = tuple(bert.CONTENDERS)  # contenders whose peak RSS is measured in a child
+    memory: tuple | None = None  # contenders whose peak RSS is measured in a child (None: all)
     elmo_batch: tuple = (32, 25)  # sentences x tokens
     elmo_divisor: int = 1  # 1 = the original size; --quick shrinks every width
     output: pathlib.Path = RESULTS
+    quick: bool = False  # a smoke run: numbers mean nothing and no target is judged
 
 
 # The smoke run: every code path once (3 repeats, a child process, the hdf5 writer and loader),
 # on tiny inputs. Its numbers mean nothing.
-QUICK = Settings(sentences=8, repeats=3, min_time=0.0, memory=("minibert",),
-                 elmo_batch=(2, 5), elmo_divisor=16, output=None)
+QUICK = Settings(sentences=8, repeats=3, min_time=0.0, memory=("minibert", "ort"),
+                 elmo_batch=(2, 5), elmo_divisor=16, output=None, quick=True)
+
+# x86 feature flags (as /proc/cpuinfo spells them) that change which kernels the engines can use.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_features() -> str:
+    """torch's kernel capability and the x86 flags that matter (fp32 width, int8 VNNI, bf16, AMX)."""
+    flags: set[str] = set()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        return f"torch capability {torch.backends.cpu.get_cpu_capability()}; /proc/cpuinfo unreadable"
+    listed = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS)
+    return f"torch capability {torch.backends.cpu.get_cpu_capability()}; {listed}"
 
 
 def machine() -> dict:
@@ -63,6 +85,7 @@ def machine() -> dict:
         "cpu": f"{cpu}, {os.cpu_count()} logical cores",
         "torch": f"{torch.__version__}, {torch.get_num_threads()} threads, "
                  f"MKL {'on' if torch.backends.mkl.is_available() else 'off'}",
+        "cpu features": cpu_features(),
         "python": platform.python_version(),
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
@@ -88,10 +111,29 @@ def memory_in_child(kind: str, name: str, settings: Settings) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def contenders(log) -> tuple[dict, list[str]]:
+    """The reference libraries, ours, and every peer whose packages are installed; and a line per
+    skipped peer saying why."""
+    available, skipped = dict(bert.CONTENDERS), []
+    for name, peer in peers.PEERS.items():
+        reason = peer.missing()
+        if reason:
+            log(f"  {reason}")
+            skipped.append(reason)
+        else:
+            available[name] = peer
+    return available, skipped
+
+
 def bench_bert(settings: Settings, corpus: list[str], lengths: list[int], log) -> dict:
-    names = list(bert.CONTENDERS)
-    contenders = {name: bert.CONTENDERS[name]() for name in names}
-    for name, contender in contenders.items():
+    classes, skipped = contenders(log)
+    names = list(classes)
+    running = {name: classes[name]() for name in names}
+    build = {}
+    for name, contender in running.items():
+        if hasattr(contender, "prepare"):
+            log(f"  building {name} (cached after the first run)")
+            build[name] = contender.prepare()
         log(f"  loading {name}")
         contender.load()
         contender.encode(corpus[:8])  # first-call work (lazy init, kernel selection) is not timed
@@ -99,7 +141,7 @@ def bench_bert(settings: Settings, corpus: list[str], lengths: list[int], log) -
     def reload(name):
         def job():
             gc.collect()  # the previous contender's garbage is not this one's load time
-            return seconds(bert.CONTENDERS[name]().load)
+            return seconds(classes[name]().load)
         return job
 
     log("  load time")
@@ -107,7 +149,7 @@ def bench_bert(settings: Settings, corpus: list[str], lengths: list[int], log) -
 
     log("  single-sentence latency")
     latency = interleaved({n: (lambda c=c: per_call(lambda: c.encode([LATENCY_SENTENCE]), settings.min_time))
-                           for n, c in contenders.items()}, settings.repeats)
+                           for n, c in running.items()}, settings.repeats)
 
     log("  corpus throughput")
     outputs = {}
@@ -115,20 +157,20 @@ def bench_bert(settings: Settings, corpus: list[str], lengths: list[int], log) -
     def throughput(name):
         def job():
             def encode():
-                outputs[name] = np.asarray(contenders[name].encode(corpus))
+                outputs[name] = np.asarray(running[name].encode(corpus))
             return seconds(encode)
         return job
 
     times = interleaved({n: throughput(n) for n in names}, settings.repeats)
 
     log("  fp32 matmul ceiling")
-    config = contenders["minibert"].encoder.model.config
+    config = running["minibert"].encoder.model.config
     batch_tokens = bert.BATCH_SIZE * round(sum(lengths) / len(lengths))
     ceil = ceiling.minilm_ceiling(lengths, batch_tokens, config.num_hidden_layers,
                                   config.num_attention_heads, settings.min_time, settings.repeats)
 
     memory = {}
-    for name in settings.memory:
+    for name in names if settings.memory is None else [n for n in settings.memory if n in names]:
         log(f"  peak RSS of {name} in a child process")
         memory[name] = memory_in_child("bert", name, settings)
 
@@ -137,22 +179,25 @@ def bench_bert(settings: Settings, corpus: list[str], lengths: list[int], log) -
     for name in names:
         sent_s = len(corpus) / median(times[name])
         rows[name] = {
-            "contender": contenders[name].name,
+            "contender": running[name].name,
             "sent/s": sent_s,
             "tokens/s": sum(lengths) / median(times[name]),
             "x ST": paired_speedup(times, name, bert.REFERENCE),
+            "minibert x": paired_speedup(times, "minibert", name),
             "% ceiling": 100 * sent_s / ceil["sentences_per_s"],
             "latency ms": 1e3 * median(latency[name]),
+            "latency / minibert's": paired_speedup(latency, "minibert", name),
             "load ms": 1e3 * median(load[name]),
             "max abs diff vs ST": float(np.abs(outputs[name] - reference).max()),
             "samples s": times[name],
             "x teaching": paired_speedup(times, name, "minibert-teaching"),
         }
-    return {"rows": rows, "ceiling": ceil, "memory": memory, "batch_tokens": batch_tokens}
+    return {"rows": rows, "ceiling": ceil, "memory": memory, "batch_tokens": batch_tokens,
+            "skipped": skipped, "build s": build, "names": {n: c.name for n, c in running.items()}, "peers": [n for n in names if n in peers.PEERS]}
 
 
 def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict | None,
-           settings: Settings, argv: list[str]) -> str:
+           settings: Settings, argv: list[str], train_result: dict | None = None) -> str:
     out = ["# minicontext speed bench", "",
            f"Command: `{shlex.join(['python', '-m', 'bench', *argv])}`", ""]
     out += [f"- {k}: {v}" for k, v in env.items()]
@@ -169,14 +214,30 @@ def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict |
         out += ["", f"MiniLM needs {ceil['mflop_per_token']:.1f} MFLOP per real token on this corpus; "
                 f"at the rates above the matmuls alone allow **{ceil['sentences_per_s']:.0f} sentences/s**.", ""]
         out += ["## Sentence embeddings (all-MiniLM-L6-v2, batch_size=32)", ""]
-        header = ["contender", "sent/s", "tokens/s", "x ST", "% ceiling", "latency ms", "load ms",
-                  "max abs diff vs ST"]
+        header = ["contender", "sent/s", "tokens/s", "x ST", "minibert x", "% ceiling", "latency ms",
+                  "latency / minibert's", "load ms", "max abs diff vs ST"]
         out.append(markdown_table(header, [[r[h] for h in header] for r in bert_result["rows"].values()]))
-        out += ["", "sent/s and tokens/s: the whole corpus through `encode` (tokenizing included). "
-                "latency: one 9-token sentence through `encode`. load: `from_pretrained` in this "
-                "process (warm file cache, libraries imported). max abs diff: over every value of the "
-                "N x 384 unit-length embeddings.", ""]
-        rows = [[bert.CONTENDERS[name].name, m["peak_rss_mb"], m["rss_after_import_mb"],
+        out += ["", "sent/s and tokens/s: the whole corpus through `encode` (tokenizing included), in "
+                "length-sorted batches of 32 for every contender except sentence-transformers, which "
+                "batches its own way. x ST: how many times faster than sentence-transformers; "
+                "minibert x: how many times faster the SentenceEncoder ran than this contender (>= 1.00: "
+                "ours is at least as fast); both are medians of per-repeat paired ratios. latency: one "
+                "9-token sentence through `encode`, text in, vector out; latency / minibert's: this "
+                "contender's latency over ours, paired the same way (>= 1.00: ours answers at least as "
+                "fast). load: `from_pretrained` or the engine's own loader, from files already built, "
+                "in this process (warm file cache, libraries imported). max abs diff: over every value "
+                "of the N x 384 unit-length embeddings.", ""]
+        if bert_result["peers"]:
+            out += ["The peers (bench/peers.py) run the packaged weights through the bench's own "
+                    "conversions, made offline: an ONNX export (read by ONNX Runtime, OpenVINO and "
+                    "fastembed), ORT's BERT optimiser on that export, and CTranslate2's converter. "
+                    "Each uses as many threads as torch, the same tokenizer, batches and mean pooling. "
+                    "One-off build time in this run (0 when cached): " + ", ".join(
+                        f"{bert_result['names'][n]} {bert_result['build s'][n]:.1f} s" for n in bert_result["peers"]) + ".", ""]
+        out += [f"- {line}" for line in bert_result["skipped"]]
+        if bert_result["skipped"]:
+            out.append("")
+        rows = [[bert_result["names"][name], m["peak_rss_mb"], m["rss_after_import_mb"],
                  m["rss_after_load_mb"], m["import_s"], m["load_s"]]
                 for name, m in bert_result["memory"].items()]
         out += ["### Memory and cold start (one fresh child process per contender)", "",
@@ -187,14 +248,20 @@ def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict |
                 "the parent's, inherited through fork and exec).", ""]
     if elmo_result:
         out += elmo_result["markdown"]
-    checks = targets(bert_result, elmo_result)
-    if checks:
-        out += ["## Speed targets, as measured in this run", "",
-                markdown_table(["target", "measured", "met"], checks), ""]
+    if train_result:
+        out += train_result["markdown"]
+    if settings.quick:
+        out += ["## Targets", "", "Not judged: this is the `--quick` smoke run (tiny corpus, no repeats "
+                "worth the name), which checks that every code path runs, not how fast.", ""]
+    else:
+        checks = targets(bert_result, elmo_result, train_result)
+        if checks:
+            out += ["## Speed targets, as measured in this run", "",
+                    markdown_table(["target", "measured", "met"], checks), ""]
     return "\n".join(out) + "\n"
 
 
-def targets(bert_result: dict | None, elmo_result: dict | None) -> list[list[str]]:
+def targets(bert_result: dict | None, elmo_result: dict | None, train_result: dict | None = None) -> list[list[str]]:
     """Each speed target with this run's ratio, as table rows."""
     rows = []
 
@@ -216,6 +283,15 @@ def targets(bert_result: dict | None, elmo_result: dict | None) -> list[list[str
             check("peak RSS <= sentence-transformers'", ratio, ratio <= 1.0, "x")
         slowdown = ours["x teaching"]
         check("teaching path at most 1.5x slower than the fast path", slowdown, slowdown <= 1.5, "x")
+        for name in bert_result["peers"]:
+            ratio = r[name]["minibert x"]
+            check(f"SentenceEncoder throughput >= {r[name]['contender']}'s (paired ratio >= 1.00)",
+                  ratio, ratio >= 1.0, "x")
+        if bert_result["peers"]:
+            fastest = min(bert_result["peers"], key=lambda n: r[n]["latency ms"])
+            ratio = r[fastest]["latency / minibert's"]
+            check(f"single-sentence latency <= the fastest peer's ({r[fastest]['contender']}; "
+                  "their latency / ours, paired)", ratio, ratio >= 1.0, "x")
     if elmo_result:
         fixture, fresh, original = elmo_result["rows"]
         check("minielmo fast path >= 3x the readable loop (fixture model, bench process)",
@@ -224,6 +300,9 @@ def targets(bert_result: dict | None, elmo_result: dict | None) -> list[list[str
               fresh["fast / readable"], fresh["fast / readable"] >= 3, "x")
         check(f"minielmo fast path >= 90% of the matmul-bound rate ({original['model'].split(' (')[0]})",
               original["fast % of dense-only"], original["fast % of dense-only"] >= 90, "%")
+    if train_result:
+        share = train_result["rows"][0]["% of matmul-bound"]
+        check("ELMo training step >= 70% of the matmul-bound rate (shipped size)", share, share >= 70, "%")
     return rows
 
 
@@ -233,7 +312,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (the test suite runs this)")
     parser.add_argument("--sentences", type=int, help="corpus size (default 2000)")
     parser.add_argument("--repeats", type=int, help="interleaved repeats per timing (>= 3)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["bert", "elmo"], help="sections to leave out")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["bert", "elmo", "elmo-train"], help="sections to leave out")
     parser.add_argument("--note", default="", help="a line on the conditions of this run, written into the report")
     parser.add_argument("--output", type=pathlib.Path, help="where to write the markdown (default bench/RESULTS.md; "
                                                             "--quick writes nothing unless given)")
@@ -268,13 +347,19 @@ def main(argv=None) -> dict:
 
         log("elmo")
         elmo_result = elmo.bench_elmo(settings, log)
+    train_result = None
+    if "elmo-train" not in args.skip:
+        from bench import elmo_train
+
+        log("elmo training step")
+        train_result = elmo_train.bench_elmo_train(settings, log)
     env["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report(env, stats, bert_result, elmo_result, settings, argv)
+    text = report(env, stats, bert_result, elmo_result, settings, argv, train_result)
     print(text)
     if settings.output:
         settings.output.write_text(text)
         log(f"written to {settings.output}")
-    return {"bert": bert_result, "elmo": elmo_result, "markdown": text}
+    return {"bert": bert_result, "elmo": elmo_result, "elmo_train": train_result, "markdown": text}
 
 
 if __name__ == "__main__":

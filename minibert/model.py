@@ -77,6 +77,10 @@ def additive_padding_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> t
 
 # ----------------------------------------------------------------------------- the model
 
+# The integer dtypes nn.Embedding takes as indices. Narrower ones (int8, int16, uint8) are refused
+# rather than widened: a 30k-token id would already have wrapped around in them.
+INDEX_DTYPES = (torch.long, torch.int32)
+
 class Embeddings(nn.Module):
     """Input representation (Devlin et al. 2019, Fig. 2): word + position + token type, then LayerNorm."""
 
@@ -221,11 +225,13 @@ class BertModel(nn.Module):
         self.pooler = Pooler(config) if add_pooler else None
 
     @classmethod
-    def from_pretrained(cls, name_or_dir) -> "BertModel":
+    def from_pretrained(cls, name_or_dir, dtype=None, device=None) -> "BertModel":
         """Load a BERT checkpoint (config.json + model.safetensors) by name or directory.
 
-        Eval mode, float32. See `weights.resolve` for the names and places searched. The report of
-        what was loaded and ignored is kept as `model.load_report`."""
+        Eval mode; dtype a floating torch dtype or its name ("bfloat16"), default float32; device
+        as for `.to()`, default the CPU. See `weights.resolve` for the names and places searched.
+        The report of what was loaded and ignored is kept as `model.load_report`."""
+        dtype = _floating_dtype(dtype)
         from weights import bert_hf, resolve  # lazy: the modules themselves never touch a file
         from weights.common import without_random_init
 
@@ -235,7 +241,7 @@ class BertModel(nn.Module):
         with without_random_init():  # every value is overwritten next
             model = cls(config, add_pooler=bert_hf.has_pooler(tensors))
         model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir / "model.safetensors"))
-        return model.float().eval()
+        return model.to(device=device, dtype=dtype).eval()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> BertOutput:
@@ -267,8 +273,10 @@ class BertModel(nn.Module):
         config = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise TypeError(f"input_ids must be a (B, T) tensor, got {_describe(input_ids)}")
-        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            raise TypeError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
+        if input_ids.dtype not in INDEX_DTYPES:
+            # int8/int16/uint8 cannot hold a 30k vocabulary: ids would already have wrapped around.
+            raise TypeError(f"input_ids must be a torch.long (or int32) tensor of token ids, got dtype "
+                            f"{input_ids.dtype}")
         B, T = input_ids.shape
         if T == 0:
             raise ValueError(f"input_ids has no tokens (shape {tuple(input_ids.shape)}); a text needs at least "
@@ -289,6 +297,9 @@ class BertModel(nn.Module):
                 raise ValueError(
                     f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, got {_describe(tensor)}"
                 )
+        if token_type_ids is not None and token_type_ids.dtype not in INDEX_DTYPES:
+            raise TypeError(f"token_type_ids must be a torch.long (or int32) tensor of segment ids (0, 1), "
+                            f"got dtype {token_type_ids.dtype}")
         if attention_mask is not None and ((attention_mask != 0) & (attention_mask != 1)).any():
             raise ValueError("attention_mask must hold only 1 (real token) and 0 (padding), "
                              f"got values {attention_mask.unique().tolist()[:10]}")
@@ -299,6 +310,17 @@ class BertModel(nn.Module):
                 f"token_type_ids hold {token_type_ids.max().item()} (min {token_type_ids.min().item()}), "
                 f"but this model has type_vocab_size={config.type_vocab_size} (valid ids 0..{config.type_vocab_size - 1})"
             )
+
+
+def _floating_dtype(dtype) -> torch.dtype:
+    """None -> float32; a floating torch dtype, or its name ("bfloat16", "torch.float16"), -> itself."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch dtype such as torch.float32 or torch.bfloat16, got {dtype!r}")
+    return dtype
 
 
 def _describe(value) -> str:

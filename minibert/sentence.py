@@ -12,14 +12,19 @@ sentence-transformers files next to the weights:
 
 Checked against sentence-transformers 6.2.0 `SentenceTransformer.encode`
 (`sentence_transformer/model.py`) on all-MiniLM-L6-v2. Left out: Dense and other extra modules,
-prompts, multiple processes/devices, precision/quantisation options, text pairs.
+prompts, multiple processes/devices, quantised output (`precision=`), truncate_dim, text pairs,
+output_value=None.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +33,7 @@ import torch
 import pooling
 from minibert import fast
 from minibert.model import BertModel
-from minibert.tokenizer import Tokenizer
+from minibert.tokenizer import Tokenizer, _check_unicode
 from weights.common import read_json
 
 # The stages of a sentence-transformers modules.json that this encoder implements, by class name.
@@ -37,9 +42,19 @@ from weights.common import read_json
 # `sentence_transformers.base.modules.transformer.Transformer` (and `...modules.pooling.Pooling`).
 TRANSFORMER, POOLING, NORMALIZE = "Transformer", "Pooling", "Normalize"
 
+OUTPUT_VALUES = ("sentence_embedding", "token_embeddings")
+# encode() reads, tokenizes and embeds this many batches of texts at a time: enough batches to
+# keep every core busy (fast.map_batches runs one per thread) and to sort texts by length within
+# the chunk, few enough that memory stays bounded (tokenizing a long text holds ~145 KB until
+# its chunk is embedded).
+CHUNK_BATCHES = 16
+
 
 class SentenceEncoder:
-    """Texts -> float32 sentence vectors (N, D), equal to `SentenceTransformer(dir).encode(texts)`."""
+    """Texts -> sentence vectors (N, D), equal to `SentenceTransformer(dir).encode(texts)`.
+
+    The interface follows sentence-transformers: encode(...) with its argument names,
+    similarity(a, b), get_sentence_embedding_dimension(), .to(device_or_dtype), .device."""
 
     def __init__(
         self,
@@ -65,8 +80,11 @@ class SentenceEncoder:
         return self.pooling_config.output_dimension
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path) -> SentenceEncoder:
-        """Load a sentence-transformers BERT model by name or directory (no network, ever)."""
+    def from_pretrained(cls, name_or_dir: str | Path, dtype: torch.dtype | str | None = None,
+                        device: str | torch.device | None = None) -> SentenceEncoder:
+        """Load a sentence-transformers BERT model by name or directory (no network, ever).
+
+        dtype, device: as in BertModel.from_pretrained (default float32 on the CPU)."""
         from weights import resolve  # lazy, as in BertModel.from_pretrained
 
         # A folder with modules.json may keep the BERT files in a subfolder that modules.json names
@@ -77,7 +95,7 @@ class SentenceEncoder:
             directory = resolve(name_or_dir)
         transformer_dir, pooling_dir, normalize = _read_modules(directory)
 
-        model = BertModel.from_pretrained(transformer_dir)
+        model = BertModel.from_pretrained(transformer_dir, dtype=dtype, device=device)
         tokenizer = Tokenizer.from_pretrained(transformer_dir)
         if pooling_dir is not None:
             pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
@@ -98,50 +116,144 @@ class SentenceEncoder:
             tokenizer.lowercase_before_normalizing()
         return cls(model, tokenizer, pooling_config, max_seq_length, normalize)
 
-    @torch.inference_mode()
+    # ----- sentence-transformers' interface ---------------------------------------------------
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """D, the length of one sentence vector (as `SentenceTransformer` names it)."""
+        return self.dimension
+
+    get_embedding_dimension = get_sentence_embedding_dimension  # sentence-transformers 6's name
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.embeddings.word_embeddings.weight.device
+
+    def to(self, *args, **kwargs) -> SentenceEncoder:
+        """Move (or cast) the model, as `nn.Module.to` does: `.to("cuda")`, `.to(torch.bfloat16)`."""
+        self.model.to(*args, **kwargs)
+        return self
+
+    @staticmethod
+    def similarity(embeddings1, embeddings2) -> torch.Tensor:
+        """Cosine similarity of every row of embeddings1 with every row of embeddings2.
+
+        (N, D) or (D,) arrays or tensors -> (N, M) float32 tensor, as `SentenceTransformer.similarity`
+        gives with its default "cosine" function."""
+        a, b = (_as_matrix(e, name) for e, name in ((embeddings1, "embeddings1"), (embeddings2, "embeddings2")))
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"cannot compare {a.shape[1]}-dim with {b.shape[1]}-dim vectors")
+        return pooling.normalize(a) @ pooling.normalize(b).T  # (N, D) @ (D, M) -> (N, M)
+
     def encode(
         self,
-        texts: list[str] | str,
+        sentences: Iterable[str] | str,
         batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: str = "sentence_embedding",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | torch.device | None = None,
+        normalize_embeddings: bool = False,
+        *,
         normalize: bool | None = None,
-        show_progress: bool = False,
-    ) -> np.ndarray:
-        """Embed texts: a list of N str -> float32 array (N, D), in the caller's order.
+        show_progress: bool | None = None,
+    ):
+        """Embed texts in the caller's order, like `SentenceTransformer.encode` (same argument names).
 
-        A single str gives one vector (D,), as `SentenceTransformer.encode` does. An empty list gives
-        an empty (0, D) array. normalize=None follows modules.json (a Normalize stage means unit
-        length vectors); normalize=False skips even a Normalize stage, unlike sentence-transformers'
-        normalize_embeddings=False, which still runs it. Texts longer than max_seq_length word pieces are cut, as in
-        sentence-transformers. show_progress draws a small bar on stderr.
+        sentences: one str, or any iterable of str (a list, a generator, lines of a file). It is
+            read chunk by chunk (CHUNK_BATCHES batches at a time): each chunk is tokenized, sorted
+            by length, embedded and dropped, so memory grows with the batch, not with N (beyond
+            the (N, D) result itself).
+        batch_size: texts per model call. Texts longer than max_seq_length word pieces are cut.
+        show_progress_bar: a one-line bar on stderr with the rate and, when N is known, the ETA.
+        output_value: "sentence_embedding" (pooled, one vector per text) or "token_embeddings"
+            (a list of (T_i, D) tensors, the last hidden state at each text's real tokens).
+        convert_to_numpy / convert_to_tensor: a numpy array (N, D) (default; bfloat16 is upcast to
+            float32, which numpy lacks), one tensor (N, D) on the model's device, or with both False
+            a list of N tensors (D,). Ignored for token embeddings, as in sentence-transformers.
+        device: run on this device; the model is moved there (and stays), as in
+            sentence-transformers. None: where the model is.
+        normalize_embeddings: scale each vector to unit length. The model's own Normalize stage
+            (modules.json; all-MiniLM-L6-v2 has one) runs either way, as in sentence-transformers.
+
+        One str gives one result ((D,) vector or (T, D) tensor); an empty iterable gives (0, D).
+        Deprecated: normalize= (use normalize_embeddings=; normalize=False still skips the
+        Normalize stage) and show_progress= (use show_progress_bar=).
         """
-        if isinstance(texts, str):
-            return self.encode([texts], batch_size, normalize, show_progress)[0]
-        if not isinstance(texts, (list, tuple)):
-            raise TypeError(f"texts must be a list of str (or one str), got {type(texts).__name__}")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if show_progress is not None:
+            warnings.warn("encode(show_progress=...) is deprecated; use show_progress_bar=...",
+                          DeprecationWarning, stacklevel=2)
+            show_progress_bar = show_progress if show_progress_bar is None else show_progress_bar
+        use_normalize_stage = self.normalize
+        if normalize is not None:
+            warnings.warn("encode(normalize=...) is deprecated; use normalize_embeddings=True",
+                          DeprecationWarning, stacklevel=2)
+            normalize_embeddings = normalize_embeddings or normalize
+            use_normalize_stage = use_normalize_stage and normalize
+        if output_value not in OUTPUT_VALUES:
+            raise ValueError(f"output_value must be one of {list(OUTPUT_VALUES)}, got {output_value!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if normalize is None:
-            normalize = self.normalize
+        if isinstance(sentences, (bytes, bytearray)):
+            raise TypeError(f"sentences must be a str or an iterable of str, got {type(sentences).__name__}"
+                            " (decode bytes first)")
+        single = isinstance(sentences, str)
+        if single:
+            sentences = [sentences]
+        elif not isinstance(sentences, Iterable):
+            raise TypeError(f"sentences must be a str or an iterable of str, got {type(sentences).__name__}")
+        if device is not None:
+            self.model.to(device)
+        tokens_wanted = output_value == "token_embeddings"
+        normalize_vectors = use_normalize_stage or normalize_embeddings
+        total = len(sentences) if isinstance(sentences, Sized) else None
+        progress = _Progress(total) if show_progress_bar else None
 
-        vectors = torch.zeros(len(texts), self.dimension)  # (N, D)
-        batches, tokenized = self.tokenized_batches(texts, batch_size)
-        # The model runs several batches in parallel, one thread each (see fast.map_batches).
-        embedded = fast.map_batches(lambda batch: self._embed_batch(batch, normalize), tokenized)
-        for b, (batch_ids, batch_vectors) in enumerate(zip(batches, embedded)):
-            vectors[batch_ids] = batch_vectors
-            if show_progress:
-                _draw_progress(b + 1, len(batches))
-        return vectors.numpy().astype(np.float32, copy=False)
+        results: list = []  # per chunk: (D,) rows or (T_i, D) tensors, in the caller's order
+        with torch.inference_mode():
+            for chunk in _chunks(sentences, batch_size * CHUNK_BATCHES):
+                batches, tokenized = self.tokenized_batches(chunk, batch_size)
+                embed = functools.partial(self._embed_batch, normalize=normalize_vectors, tokens=tokens_wanted)
+                # The model runs several batches in parallel, one thread each (see fast.map_batches).
+                in_order = [None] * len(chunk) if tokens_wanted else None
+                for batch_ids, outputs in zip(batches, fast.map_batches(embed, tokenized)):
+                    if tokens_wanted:  # a list of (T_i, D) tensors
+                        for i, output in zip(batch_ids, outputs):
+                            in_order[i] = output
+                    else:  # (B, D), written back at its texts' rows; allocated in the model's dtype
+                        if in_order is None:
+                            in_order = outputs.new_empty(len(chunk), outputs.shape[1])  # (chunk, D)
+                        in_order[torch.tensor(batch_ids, device=outputs.device)] = outputs
+                    if progress:
+                        progress.advance(len(batch_ids))
+                results.append(in_order)
+        if progress:
+            progress.finish()
+
+        if tokens_wanted:
+            listed = [tensor for chunk in results for tensor in chunk]
+            return listed[0] if single else listed
+        vectors = torch.cat(results) if results else torch.zeros(0, self.dimension, dtype=self._dtype)  # (N, D)
+        if single:
+            vectors = vectors[0]
+        if convert_to_tensor:
+            return vectors.to(self.device)
+        if convert_to_numpy:
+            return _to_numpy(vectors)
+        return vectors if single else list(vectors)
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return self.model.embeddings.word_embeddings.weight.dtype
 
     def tokenized_batches(self, texts: list[str], batch_size: int) -> tuple[list[list[int]], list[dict]]:
         """Group texts into padded batches of similar length: (text indices per batch, batches).
 
-        Everything is tokenized first (in the calling thread: the tokenizer object is not shared
-        across threads); then the longest texts go first, so each batch holds texts of similar
-        length and little padding.
+        encode() calls this once per chunk of texts. The chunk is tokenized first (in the calling
+        thread: the tokenizer object is not shared across threads); then the longest texts go
+        first, so each batch holds texts of similar length and little padding.
+        NOTE (deviation): sentence-transformers sorts all N texts before batching; sorting within
+        a chunk keeps memory bounded, and costs a little more padding at chunk edges.
         NOTE (deviation): sentence-transformers sorts by character count, which leaves more padding
         (on the bench corpus 11.6% of token slots against 2.9% here); the vectors differ only by
         float rounding (a text's vector does not depend on its batch-mates beyond that). Callers
@@ -151,14 +263,18 @@ class SentenceEncoder:
         batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
         return batches, [self.tokenizer.pad([pieces[i] for i in ids]) for ids in batches]
 
-    def _embed_batch(self, batch: dict, normalize: bool) -> torch.Tensor:
-        """One tokenized, padded batch through model, pooling and normalisation. (B, T) -> (B, D)."""
-        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+    def _embed_batch(self, batch: dict, normalize: bool, tokens: bool = False):
+        """One tokenized, padded batch through model, pooling and normalisation. (B, T) -> (B, D);
+        with tokens=True, B tensors (T_i, D): the last hidden state at each text's real tokens."""
+        device = self.device
+        ids, mask, types = (batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids"))
         if fast.watched(self.model):  # a forward hook is registered: run every module, so it fires
             hidden = self.model(ids, attention_mask=mask, token_type_ids=types).last_hidden_state
         else:  # minibert/fast.py: the same maths, padding packed away, fused kernels (pinned by a test)
             hidden = fast.last_hidden_state(self.model, ids, mask, types)  # (B, T) -> (B, T, D)
-        sentence = pooling.pool(hidden, batch["attention_mask"], self.pooling_config.pooling_modes)  # (B, T, D) -> (B, D)
+        if tokens:
+            return [row[real] for row, real in zip(hidden, mask.bool())]  # B x (T_i, D)
+        sentence = pooling.pool(hidden, mask, self.pooling_config.pooling_modes)  # (B, T, D) -> (B, D)
         return pooling.normalize(sentence) if normalize else sentence
 
 
@@ -190,10 +306,69 @@ def _stage_name(module_type) -> str:
     return str(module_type)
 
 
-def _draw_progress(done: int, total: int, width: int = 30) -> None:
-    """A one-line progress bar on stderr, redrawn in place with a carriage return."""
-    filled = width * done // total
-    sys.stderr.write(f"\rencoding [{'#' * filled}{'.' * (width - filled)}] {done}/{total} batches")
-    if done == total:
+def _chunks(texts: Iterable, size: int) -> Iterator[list[str]]:
+    """Lists of up to `size` texts, read lazily from any iterable; each item checked to be a str."""
+    chunk: list[str] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"sentences[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
+        chunk.append(text)
+        if len(chunk) == size:
+            _check_unicode(chunk, "sentences", start=i + 1 - size)  # errors name the caller's index
+            yield chunk
+            chunk = []
+    if chunk:
+        _check_unicode(chunk, "sentences", start=i + 1 - len(chunk))
+        yield chunk
+
+
+def _to_numpy(vectors: torch.Tensor) -> np.ndarray:
+    """As sentence-transformers: numpy has no bfloat16, so bfloat16 becomes float32."""
+    if vectors.dtype == torch.bfloat16:
+        vectors = vectors.float()
+    return vectors.cpu().numpy()
+
+
+def _as_matrix(embeddings, name: str) -> torch.Tensor:
+    """(N, D) or (D,) numpy array / tensor / list of vectors -> a float32 (N, D) tensor."""
+    if isinstance(embeddings, (list, tuple)) and embeddings and isinstance(embeddings[0], torch.Tensor):
+        embeddings = torch.stack(list(embeddings))
+    matrix = torch.as_tensor(np.asarray(embeddings) if not isinstance(embeddings, torch.Tensor) else embeddings)
+    if not matrix.dtype.is_floating_point or matrix.dim() not in (1, 2):
+        raise ValueError(f"{name} must be vectors (N, D) or one vector (D,), got dtype {matrix.dtype} "
+                         f"and shape {tuple(matrix.shape)}")
+    return (matrix if matrix.dim() == 2 else matrix.unsqueeze(0)).float()  # (D,) -> (1, D)
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn in place: texts done, rate and ETA (when N is known)."""
+
+    def __init__(self, total: int | None, width: int = 30):
+        self.total, self.width, self.done = total, width, 0
+        self.start = time.perf_counter()
+
+    def advance(self, texts: int) -> None:
+        self.done += texts
+        elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        if self.total:
+            filled = self.width * self.done // self.total
+            eta = (self.total - self.done) / rate if rate > 0 else 0.0
+            line = (f"encoding [{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} texts, "
+                    f"{rate:.1f} texts/s, ETA {_clock(eta)}")
+        else:
+            line = f"encoding {self.done} texts, {rate:.1f} texts/s, {_clock(elapsed)} elapsed"
+        sys.stderr.write("\r" + line)
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.done == 0:
+            self.advance(0)
         sys.stderr.write("\n")
-    sys.stderr.flush()
+        sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"

@@ -17,21 +17,23 @@ We do not re-implement WordPiece here (the tokenizer is not this project's lesso
 
 Checked against transformers 5.24 (`TokenizersBackend`, `convert_slow_tokenizer.BertConverter`)
 with tokenizers 0.23. Left out: stride/overflowing tokens, pad_to_multiple_of,
-pre-tokenized input, decoding.
+pre-tokenized input.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import torch
 from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as RustTokenizer
 
-from weights.common import read_json
 from tokenizers.models import WordPiece
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
+RETURN_TENSORS = ("pt", "np", None)
 _TRUNCATION = {
     True: "longest_first",
     "longest_first": "longest_first",
@@ -58,6 +60,33 @@ def _check_texts(texts, name: str) -> list[str]:
     return list(texts)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(texts: list[str], name: str, start: int = 0) -> None:
+    """A lone surrogate (what Python makes of command-line or file bytes that are not UTF-8) is
+    not text the tokenizer can read: say which text and where, instead of its TypeError."""
+    for i, text in enumerate(texts):
+        found = _SURROGATE.search(text)
+        if found:
+            raise ValueError(
+                f"{name}[{start + i}] holds a lone surrogate {found.group()!r} at character {found.start()}, which is "
+                f"not valid Unicode (were non-UTF-8 bytes decoded with surrogateescape?); clean it first, "
+                f"e.g. text.encode('utf-8', 'replace').decode('utf-8')"
+            )
+
+
+def _read_json_object(path: Path) -> dict:
+    """A JSON file holding one object, else a ValueError that names the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def _bert_normalizer(config: dict) -> normalizers.BertNormalizer:
     """BertNormalizer from tokenizer_config.json's flags, with transformers' BertTokenizer defaults.
 
@@ -80,7 +109,7 @@ def _transformers_class(directory: Path, config: dict) -> str | None:
     name = config.get("tokenizer_class")
     model_config_file = directory / "config.json"
     if name is None and model_config_file.is_file():
-        model_config = read_json(model_config_file)
+        model_config = _read_json_object(model_config_file)
         name = model_config.get("tokenizer_class") or ("BertTokenizer" if model_config.get("model_type") == "bert" else None)
     return name.removesuffix("Fast") if isinstance(name, str) else None
 
@@ -120,7 +149,7 @@ class Tokenizer:
 
             directory = resolve(name_or_dir)
         config_file = directory / "tokenizer_config.json"
-        config = read_json(config_file) if config_file.is_file() else {}
+        config = _read_json_object(config_file) if config_file.is_file() else {}
         pad_token = _token_text(config.get("pad_token", "[PAD]"))
         # transformers uses a huge sentinel (int(1e30)) when the config names no limit; we use None.
         model_max_length = config.get("model_max_length")
@@ -128,7 +157,12 @@ class Tokenizer:
             model_max_length = None
 
         if (directory / "tokenizer.json").is_file():
-            backend = RustTokenizer.from_file(str(directory / "tokenizer.json"))
+            tokenizer_file = directory / "tokenizer.json"
+            try:
+                backend = RustTokenizer.from_file(str(tokenizer_file))
+            except Exception as error:  # the Rust library raises a bare Exception
+                raise ValueError(f"{tokenizer_file}: not a tokenizer.json the tokenizers library can read "
+                                 f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
             if _transformers_class(directory, config) == "BertTokenizer":
                 # transformers 5.24's BertTokenizer takes only the vocabulary (and post-processor,
                 # padding, truncation) from tokenizer.json and rebuilds the normaliser and
@@ -216,6 +250,7 @@ class Tokenizer:
         padding: bool | str = True,
         truncation: bool | str = True,
         return_offsets: bool = False,
+        return_tensors: str | None = "pt",
     ) -> dict:
         """Tokenize a batch of texts (or text pairs) into (B, T) LongTensors.
 
@@ -224,10 +259,16 @@ class Tokenizer:
         must have the same length to make a tensor). truncation=True/"longest_first" cuts to
         `max_length` (default: model_max_length), special tokens included.
 
-        Returns a dict with "input_ids", "token_type_ids", "attention_mask" (LongTensor (B, T)) and,
-        when return_offsets, "tokens" (the word pieces per text, [CLS]/[SEP]/[PAD] included) and
+        Returns a dict with "input_ids", "token_type_ids", "attention_mask" and, when
+        return_offsets, "tokens" (the word pieces per text, [CLS]/[SEP]/[PAD] included) and
         "offsets" ((start, end) character spans into the text; (0, 0) for special tokens and pad).
+        return_tensors: "pt" (LongTensor (B, T)), "np" (int64 array (B, T)) or None (lists of
+        ids per text, which may differ in length when padding=False).
+        NOTE (deviation): transformers defaults to padding=False, truncation=False and
+        return_tensors=None; the defaults here give a model-ready batch.
         """
+        if return_tensors not in RETURN_TENSORS:
+            raise ValueError(f"return_tensors must be one of {list(RETURN_TENSORS)}, got {return_tensors!r}")
         texts = _check_texts(texts, "texts")
         if text_pairs is not None:
             text_pairs = _check_texts(text_pairs, "text_pairs")
@@ -246,13 +287,17 @@ class Tokenizer:
         # every call, so one Tokenizer must not be called from several threads at once.
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
         try:
-            encodings = self.backend.encode_batch(inputs, add_special_tokens=True)
+            encodings = self._encode_batch(inputs)
         except Exception as error:  # the Rust library raises a bare Exception
             if "Truncation error" not in str(error):
                 raise
             # e.g. truncation="only_first" when the second text alone is longer than max_length.
             raise ValueError(f"cannot truncate to max_length={limit} with truncation={truncation!r}: {error}") from None
 
+        if return_tensors is None:
+            batch = {"input_ids": [e.ids for e in encodings], "token_type_ids": [e.type_ids for e in encodings],
+                     "attention_mask": [e.attention_mask for e in encodings]}
+            return self._with_offsets(batch, encodings) if return_offsets else batch
         lengths = {len(e.ids) for e in encodings}
         if len(lengths) > 1:
             raise ValueError(
@@ -265,10 +310,40 @@ class Tokenizer:
             "token_type_ids": torch.tensor([e.type_ids for e in encodings], dtype=torch.long).reshape(len(encodings), T),
             "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long).reshape(len(encodings), T),
         }
-        if return_offsets:
-            batch["tokens"] = [list(e.tokens) for e in encodings]
-            batch["offsets"] = [[tuple(span) for span in e.offsets] for e in encodings]
+        if return_tensors == "np":
+            batch = {name: tensor.numpy() for name, tensor in batch.items()}
+        return self._with_offsets(batch, encodings) if return_offsets else batch
+
+    @staticmethod
+    def _with_offsets(batch: dict, encodings) -> dict:
+        batch["tokens"] = [list(e.tokens) for e in encodings]
+        batch["offsets"] = [[tuple(span) for span in e.offsets] for e in encodings]
         return batch
+
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
+        """One text (or pair) -> its word pieces, as transformers' `tokenizer.tokenize`: no [CLS]/[SEP]
+        unless add_special_tokens, and no truncation."""
+        for name, value in (("text", text), ("pair", pair)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        self._configure(None, None, None, is_pair=pair is not None)
+        _check_unicode([text] if pair is None else [text, pair], "text")
+        return list(self.backend.encode(text, pair, add_special_tokens=add_special_tokens).tokens)
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """Token ids (a list, a 1-D tensor or array, or one int) -> text, as transformers decodes:
+        word pieces joined ("##" continuations glued on), lowercased text stays lowercased."""
+        if isinstance(ids, int):
+            ids = [ids]
+        ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ValueError(f"cannot decode id {bad[0]}: outside the vocabulary [0, {self.vocab_size})")
+        return self.backend.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def batch_decode(self, sequences, skip_special_tokens: bool = False) -> list[str]:
+        """A batch of id sequences ((B, T) tensor or lists) -> B texts."""
+        return [self.decode(ids, skip_special_tokens=skip_special_tokens) for ids in sequences]
 
     def encode_each(self, texts: list[str], max_length: int | None = None, truncation: bool | str = True) -> list[list[int]]:
         """Word-piece ids per text ([CLS] ... [SEP]), truncated as `__call__` truncates, not padded.
@@ -282,7 +357,7 @@ class Tokenizer:
             raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
         limit = max_length if max_length is not None else self.model_max_length
         self._configure(limit, None, _TRUNCATION[truncation], is_pair=False)
-        return [encoding.ids for encoding in self.backend.encode_batch(texts, add_special_tokens=True)]
+        return [encoding.ids for encoding in self._encode_batch(texts)]
 
     def pad(self, id_lists: list[list[int]]) -> dict:
         """Single-text id lists (from `encode_each`) -> the dict `__call__(..., padding=True)` returns.
@@ -302,6 +377,16 @@ class Tokenizer:
             "token_type_ids": torch.zeros_like(input_ids),
             "attention_mask": torch.tensor(mask, dtype=torch.long).reshape(len(rows), T),
         }
+
+    def _encode_batch(self, inputs: list) -> list:
+        try:
+            return self.backend.encode_batch(inputs, add_special_tokens=True)
+        except TypeError:  # the library's only words for a lone surrogate: "TextEncodeInput must be ..."
+            pairs = bool(inputs) and isinstance(inputs[0], tuple)
+            _check_unicode([item[0] for item in inputs] if pairs else inputs, "texts")
+            if pairs:
+                _check_unicode([item[1] for item in inputs], "text_pairs")
+            raise
 
     def _configure(self, limit: int | None, padding: str | None, truncation: str | None, is_pair: bool) -> None:
         if truncation is not None and limit is not None:

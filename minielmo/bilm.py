@@ -211,6 +211,7 @@ class BiLM(nn.Module):
         NOTE (deviation): the mask is bool; the reference returns a LongTensor of 0/1.
         """
         self._check(char_ids)
+        char_ids = char_ids.long()  # int32 ids (from numpy, say) are exact in int64; a no-op for long
         B, T, W = char_ids.shape
         lengths = (char_ids > 0).any(dim=-1).sum(dim=-1)  # (B, T, W) -> (B,) real tokens per row
 
@@ -301,8 +302,9 @@ class BiLM(nn.Module):
         if char_ids.dim() != 3 or char_ids.shape[-1] != W:
             raise ValueError(f"BiLM expects character ids of shape (B, T, {W}), got "
                              f"{tuple(char_ids.shape)}")
-        if char_ids.dtype.is_floating_point or char_ids.dtype == torch.bool:
-            raise TypeError(f"character ids must be an integer tensor, got {char_ids.dtype}")
+        if char_ids.dtype not in (torch.long, torch.int32):
+            # int8/uint8 cannot hold ids up to 261 (they would have wrapped around already).
+            raise TypeError(f"character ids must be a torch.long (or int32) tensor, got {char_ids.dtype}")
         if char_ids.shape[0] == 0:
             raise ValueError("BiLM got an empty batch (B = 0): pass at least one sentence")
         if char_ids.numel() and (char_ids.min() < 0 or char_ids.max() >= NUM_CHAR_IDS):

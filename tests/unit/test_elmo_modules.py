@@ -172,13 +172,23 @@ def test_scalar_mix_errors():
     ([[1, 2]], TypeError, "LongTensor"),
     (torch.zeros(0, 3, 50, dtype=torch.long), ValueError, "empty batch"),
     (torch.zeros(2, 3, 49, dtype=torch.long), ValueError, r"shape \(B, T, 50\)"),
-    (torch.zeros(2, 3, 50), TypeError, "integer tensor"),
+    (torch.zeros(2, 3, 50), TypeError, r"torch.long \(or int32\) tensor, got torch.float32"),
+    (torch.zeros(2, 3, 50, dtype=torch.int8), TypeError, r"torch.long \(or int32\) tensor, got torch.int8"),
     (torch.full((1, 2, 50), 262), ValueError, r"must lie in \[0, 261\].*max 262"),
     (torch.full((1, 2, 50), -1), ValueError, r"must lie in \[0, 261\].*min -1"),
 ])
 def test_bilm_rejects_bad_char_ids(bad, error, match):
     with pytest.raises(error, match=match):
         BiLM(TINY)(bad)
+
+
+def test_bilm_takes_int32_char_ids_as_it_takes_long_ones():
+    bilm = BiLM(TINY).eval()
+    char_ids = minielmo.batch_to_ids([["Int32", "ids", "."], ["too"]])
+    with torch.no_grad():
+        as_long, as_int32 = bilm(char_ids), bilm(char_ids.int())
+    for a, b in zip(as_long["activations"], as_int32["activations"]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_bilm_rejects_padding_before_tokens():

@@ -331,3 +331,59 @@ def test_encode_each_rejects_what_call_rejects(ours):
 
 def test_empty_batch_gives_empty_tensors(ours):
     assert all(ours([])[key].shape == (0, 0) for key in KEYS)
+
+
+# ----- transformers' other entry points: tokenize, decode, return_tensors ------------------------
+
+
+@pytest.mark.parametrize("text", CORPUS, ids=range(len(CORPUS)))
+def test_tokenize_and_decode_match_auto_tokenizer(ours, reference, text):
+    assert ours.tokenize(text) == reference.tokenize(text)
+    assert ours.tokenize(text, add_special_tokens=True) == reference.tokenize(text, add_special_tokens=True)
+    ids = reference(text, truncation=True)["input_ids"]
+    assert ours.decode(ids) == reference.decode(ids)
+    assert ours.decode(torch.tensor(ids), skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True)
+
+
+def test_tokenize_pairs_and_batch_decode_match_auto_tokenizer(ours, reference):
+    assert ours.tokenize("a b", "c d") == reference.tokenize("a b", "c d")
+    batch = ours(CORPUS[:4], max_length=16)["input_ids"]
+    assert ours.batch_decode(batch, skip_special_tokens=True) == reference.batch_decode(batch, skip_special_tokens=True)
+    assert ours.decode(101) == reference.decode(101) == "[CLS]"
+
+
+def test_return_tensors_np_and_none_match_auto_tokenizer(ours, reference):
+    as_numpy = ours(CORPUS, max_length=16, return_tensors="np")
+    expected = reference(CORPUS, padding=True, truncation=True, max_length=16, return_tensors="np")
+    for key in KEYS:
+        assert as_numpy[key].dtype == expected[key].dtype and (as_numpy[key] == expected[key]).all()
+    as_lists = ours(CORPUS[:3], padding=False, truncation=False, return_tensors=None)
+    assert as_lists == {key: reference(CORPUS[:3])[key] for key in KEYS}
+
+
+def test_bad_decode_and_return_tensors_are_clear_errors(ours):
+    with pytest.raises(ValueError, match="cannot decode id 99999: outside the vocabulary"):
+        ours.decode([101, 99999])
+    with pytest.raises(ValueError, match="return_tensors must be one of"):
+        ours("x", return_tensors="tf")
+    with pytest.raises(TypeError, match="text must be a str, got list"):
+        ours.tokenize(["x"])
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"version": "1.0"}', "", "[]"], ids=["broken", "incomplete", "empty", "list"])
+def test_corrupt_tokenizer_json_is_a_value_error_naming_the_file(minilm_dir, tmp_path, content):
+    for name in ("tokenizer_config.json", "config.json"):
+        shutil.copy(minilm_dir / name, tmp_path / name)
+    (tmp_path / "tokenizer.json").write_text(content)
+    with pytest.raises(ValueError, match=r"tokenizer.json: not a tokenizer.json the tokenizers library can read \(.+\)"):
+        Tokenizer.from_pretrained(tmp_path)
+
+
+def test_corrupt_tokenizer_config_is_a_value_error_naming_the_file(minilm_dir, tmp_path):
+    shutil.copy(minilm_dir / "tokenizer.json", tmp_path / "tokenizer.json")
+    (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": tru')
+    with pytest.raises(ValueError, match=r"tokenizer_config.json: not valid JSON"):
+        Tokenizer.from_pretrained(tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text("null")
+    with pytest.raises(ValueError, match=r"tokenizer_config.json: expected a JSON object, got NoneType"):
+        Tokenizer.from_pretrained(tmp_path)
