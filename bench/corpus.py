@@ -70,7 +70,7 @@ def make_corpus(n: int = 2000, seed: int = 0) -> list[str]:
 
     Target word counts are log-normal (median ~25 words) and capped at 122 words; with seed 0 and
     n=2000 that gives 41.1 word pieces on average and 152 at most (measured with the
-    all-MiniLM-L6-v2 tokenizer), the mix described in issue 5.
+    all-MiniLM-L6-v2 tokenizer).
     """
     rng = random.Random(seed)
     corpus = []

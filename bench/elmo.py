@@ -19,7 +19,7 @@ import torch
 from bench import ceiling
 from bench.corpus import make_corpus
 from bench.elmo_synth import ORIGINAL_OPTIONS, scaled_options, write_elmo
-from bench.timing import interleaved, median, paired_speedup, per_call, seconds
+from bench.timing import interleaved, markdown_table, median, paired_speedup, per_call, seconds
 
 WARMUP_CALLS = 3
 
@@ -66,7 +66,7 @@ def bench_model(label: str, options_file, weight_file, options: dict, batch: int
                 repeats: int, min_time: float, log) -> dict:
     import minielmo
 
-    log(f"  {label}: loading through weights.elmo_hdf5")
+    log(f"  {label}: loading through BiLM.from_files")
     load_s = seconds(lambda: minielmo.BiLM.from_files(options_file, weight_file))
     bilm = minielmo.BiLM.from_files(options_file, weight_file)
     char_ids = minielmo.batch_to_ids(sentences(batch, steps))
@@ -150,8 +150,6 @@ def bench_elmo(settings, log) -> dict:
         options_file, weight_file = write_elmo(pathlib.Path(tmp), options)
         rows.append(bench_model(label, options_file, weight_file, options, batch, steps,
                                 settings.repeats, settings.min_time, log))
-
-    from bench.run import markdown_table
 
     header = list(rows[0])
     markdown = ["## ELMo biLM: readable loop vs fast path (tokens/s, batch sentences x tokens)", "",

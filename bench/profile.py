@@ -1,4 +1,4 @@
-"""python -m bench.profile [--quick]: where the time goes, by kind of work (issue 5's evidence).
+"""python -m bench.profile [--quick]: where the time goes, by kind of work.
 
 The speed bench says how fast; this says why. It runs torch.profiler over
   1. minibert's fast path and sentence-transformers' `encode` on the same corpus sentences, both

@@ -1,6 +1,6 @@
 """python -m bench [--quick]: minicontext's speed against the reference libraries, in one process.
 
-Sections (issue 5): the fp32 matmul ceiling at the models' own shapes; sentence embeddings on a
+Sections: the fp32 matmul ceiling at the models' own shapes; sentence embeddings on a
 seeded corpus (ours fast / ours teaching / sentence-transformers / transformers sdpa) with
 throughput, single-sentence latency, load time, peak RSS and max|diff| against
 sentence-transformers; ELMo's readable loop against its fast path on the fixture model and on a
@@ -27,7 +27,7 @@ import torch
 
 from bench import bert, ceiling
 from bench.corpus import make_corpus
-from bench.timing import interleaved, median, paired_speedup, per_call, seconds
+from bench.timing import interleaved, markdown_table, median, paired_speedup, per_call, seconds
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "RESULTS.md"
 LATENCY_SENTENCE = "The cat sat on the warm mat."  # 9 word pieces with [CLS] and [SEP]
@@ -39,7 +39,7 @@ class Settings:
     repeats: int = 3
     min_time: float = 0.3  # seconds per latency / matmul sample
     memory: tuple = tuple(bert.CONTENDERS)  # contenders whose peak RSS is measured in a child
-    elmo_batch: tuple = (32, 25)  # sentences x tokens, as in issue 5
+    elmo_batch: tuple = (32, 25)  # sentences x tokens
     elmo_divisor: int = 1  # 1 = the original size; --quick shrinks every width
     output: pathlib.Path = RESULTS
 
@@ -152,27 +152,6 @@ def bench_bert(settings: Settings, corpus: list[str], lengths: list[int], log) -
     return {"rows": rows, "ceiling": ceil, "memory": memory, "batch_tokens": batch_tokens}
 
 
-def fmt(value, digits=1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.1e}"
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-# Ratios are shown with two decimals: 1.16x printed as "1.2" would read as a met 1.2x target.
-RATIO_COLUMNS = ("x ST", "fast / readable")
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(v if isinstance(v, str) else fmt(v, 2 if h in RATIO_COLUMNS else 1)
-                                for h, v in zip(header, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict | None,
            settings: Settings, argv: list[str]) -> str:
     out = ["# minicontext speed bench", "",
@@ -211,13 +190,13 @@ def report(env: dict, stats: dict, bert_result: dict | None, elmo_result: dict |
         out += elmo_result["markdown"]
     checks = targets(bert_result, elmo_result)
     if checks:
-        out += ["## Issue 5 targets, as measured in this run", "",
+        out += ["## Speed targets, as measured in this run", "",
                 markdown_table(["target", "measured", "met"], checks), ""]
     return "\n".join(out) + "\n"
 
 
 def targets(bert_result: dict | None, elmo_result: dict | None) -> list[list[str]]:
-    """Each target of issue 5 with this run's ratio, as table rows."""
+    """Each speed target with this run's ratio, as table rows."""
     rows = []
 
     def check(name, value, ok, unit=""):

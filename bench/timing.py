@@ -84,3 +84,24 @@ def current_rss_mb() -> float:
         return pages * resource.getpagesize() / (1024 * 1024)
     except OSError:
         return peak_rss_mb()
+
+
+def fmt(value, digits=1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.1e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# Ratios are shown with two decimals: 1.16x printed as "1.2" would read as a met 1.2x target.
+RATIO_COLUMNS = ("x ST", "fast / readable")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(v if isinstance(v, str) else fmt(v, 2 if h in RATIO_COLUMNS else 1)
+                                for h, v in zip(header, row)) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,103 +1,142 @@
-"""python -m lessons <name> [--out DIR] [options]   |   python -m lessons all   |   --list"""
+"""python -m lessons <lesson> [options] [--out DIR]   |   python -m lessons all [--out DIR]
+
+One subcommand per lesson, each with its own options (`python -m lessons <lesson> -h`).
+Bad input and missing data end with a one-line `error: ...` and exit status 2; missing data
+names the command that installs it.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
+from pathlib import Path
 
-from . import LESSONS
 from .common import LessonError, prepare_out
+from .glove import GloveMissing
+from .wordnet import WordNetMissing
 
-OPTION_HELP = {
-    "word": "static-vs-contextual, elmo-layers: the polysemous word to follow",
-    "sentence": "static-vs-contextual (repeatable, with --word), attention: your own sentence",
-    "layer": "attention: layer (1-based) of the head whose Q·K scores are shown",
-    "head": "attention: head (1-based) whose Q·K scores are shown",
-    "query": "similarity: the search query",
-    "text": "zero-shot: the text to classify",
-}
+
+def _static_vs_contextual(out, args):
+    from . import static_vs_contextual
+    return static_vs_contextual.lesson(out, word=args.word, sentences=args.sentence)
+
+
+def _elmo_layers(out, args):
+    from . import elmo_layers
+    return elmo_layers.lesson(out, word=args.word)
+
+
+def _attention(out, args):
+    from . import attention
+    return attention.lesson(out, sentences=args.sentence, layer=args.layer, head=args.head)
+
+
+def _similarity(out, args):
+    from . import similarity
+    return similarity.lesson(out, query=args.query)
+
+
+def _zero_shot(out, args):
+    from . import zero_shot
+    return zero_shot.lesson(out, text=args.text)
+
+
+def _wsd(out, args):
+    from . import wsd
+    return wsd.lesson(out)
+
+
+def _layers(out, args):
+    from . import layer_probes
+    return layer_probes.lesson(out)
+
+
+def _compare(out, args):
+    from . import compare
+    return compare.lesson(out)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    lines = "\n".join(f"  {name:<22}{summary}" for name, (_, _, summary) in LESSONS.items())
-    parser = argparse.ArgumentParser(
-        prog="python -m lessons",
-        description="Runnable lessons on contextual embeddings (offline, packaged models).",
-        epilog=f"lessons:\n{lines}\n  {'all':<22}run every lesson in turn",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("lesson", nargs="?", help="lesson name, or 'all'")
-    parser.add_argument("--out", default="lesson_output", help="folder for PNG/HTML (default ./lesson_output)")
-    parser.add_argument("--list", action="store_true", help="list the lessons and exit")
-    parser.add_argument("--word", help=OPTION_HELP["word"])
-    parser.add_argument("--sentence", action="append", help=OPTION_HELP["sentence"])
-    parser.add_argument("--layer", type=int, help=OPTION_HELP["layer"])
-    parser.add_argument("--head", type=int, help=OPTION_HELP["head"])
-    parser.add_argument("--query", help=OPTION_HELP["query"])
-    parser.add_argument("--text", help=OPTION_HELP["text"])
+    parser = argparse.ArgumentParser(prog="python -m lessons",
+                                     description="Runnable lessons on contextual embeddings (offline, packaged models).")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", default="lesson_output", help="folder for PNG/HTML (default ./lesson_output)")
+    lessons = parser.add_subparsers(dest="lesson", metavar="LESSON", title="lessons")
+
+    def add(subparsers, name, run, help):
+        """One subcommand: the shared --out, then the lesson's own options."""
+        sub = subparsers.add_parser(name, parents=[common], help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    p = add(lessons, "static-vs-contextual", _static_vs_contextual,
+            "one vector per word (GloVe, BERT's input table) vs one per occurrence")
+    p.add_argument("--word", help="the polysemous word to follow (bank, bat, spring, plant, or your own with --sentence)")
+    p.add_argument("--sentence", action="append", help="your own sentence containing --word (repeat it)")
+
+    p = add(lessons, "elmo-layers", _elmo_layers,
+            "how ELMo builds a word vector: char-CNN, highway, biLSTM, scalar mix")
+    p.add_argument("--word", help="the polysemous word to follow (bank, bat, spring, plant)")
+
+    p = add(lessons, "attention", _attention,
+            "BERT attention heads: heatmaps, entropy, roles over WordNet sentences, explorer")
+    p.add_argument("--sentence", action="append", help="your own sentence (repeat it for several in the explorer)")
+    p.add_argument("--layer", type=int, help="layer (1-based) of the head whose Q·K scores are shown")
+    p.add_argument("--head", type=int, help="head (1-based) whose Q·K scores are shown")
+
+    p = add(lessons, "similarity", _similarity,
+            "sentence embeddings: the seed's cosine matrix and semantic search")
+    p.add_argument("--query", help="the search query")
+
+    p = add(lessons, "zero-shot", _zero_shot,
+            "zero-shot labels by similarity, scored on WordNet's noun files")
+    p.add_argument("--text", help="the text to classify in the opening example")
+
+    add(lessons, "wsd", _wsd, "word-sense disambiguation by gloss similarity on WordNet examples")
+
+    add(lessons, "layers", _layers, "which layer knows senses, which knows noun vs verb (WordNet, with controls)")
+
+    add(lessons, "compare", _compare, "GloVe vs ELMo vs BERT: size, context, speed, sense separation")
+
+    parser.lesson_names = list(lessons.choices)  # every lesson, in the order `all` runs them
+    add(lessons, "all", None, "run every lesson in turn with its defaults")
     return parser
 
 
-def lesson_options(name: str, args: argparse.Namespace) -> dict:
-    """The options this lesson accepts; an option given to a lesson that ignores it is an error,
-    so a typo never silently runs the default."""
-    _, accepted, _ = LESSONS[name]
-    options = {}
-    for key in OPTION_HELP:
-        value = getattr(args, key)
-        if value is None:
-            continue
-        if key not in accepted:
-            raise LessonError(f"lesson {name!r} takes no --{key} (it accepts: "
-                              f"{', '.join('--' + a for a in accepted) or 'no options'})")
-        options[key] = value
-    if name == "attention" and options.get("sentence"):
-        if len(options["sentence"]) > 1:
-            raise LessonError("the attention lesson takes one --sentence")
-        options["sentence"] = options["sentence"][0]
-    return options
+def lesson_names() -> list[str]:
+    return build_parser().lesson_names
 
 
-def run_lesson(name: str, out, **options) -> dict:
-    """Run one lesson by name (the CLI and the tests both come through here)."""
-    if name not in LESSONS:
-        raise LessonError(f"unknown lesson {name!r}; choose one of: {', '.join(LESSONS)}, all")
-    module = importlib.import_module(f"lessons.{LESSONS[name][0]}")
-    return module.run(prepare_out(out), **options)
-
-
-def run_lessons(names: list[str], out, options_for=lambda name: {}) -> dict[str, dict]:
-    """Run lessons in turn, with a banner and timing each; returns their numbers by name."""
+def run_lessons(names: list[str], out) -> dict[str, dict]:
+    """Run lessons with their defaults, in turn, with a banner and timing each; returns their
+    numbers by name (the tests read these)."""
+    parser = build_parser()
+    out = prepare_out(out)
     results = {}
     for name in names:
         print(f"\n{'=' * 78}\nlesson: {name}\n{'=' * 78}")
-        start = time.perf_counter()
-        results[name] = run_lesson(name, out, **options_for(name))
-        print(f"({name} took {time.perf_counter() - start:.1f} s)")
+        start, cpu = time.perf_counter(), time.process_time()
+        args = parser.parse_args([name, "--out", str(out)])
+        results[name] = args.run(out, args)
+        # CPU seconds beside wall seconds: on a busy shared machine the wall clock mostly waits
+        print(f"({name} took {time.perf_counter() - start:.1f} s, {time.process_time() - cpu:.1f} s of CPU)")
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.list or not args.lesson:
+    if args.lesson is None:
         parser.print_help()
         return 0
     try:
-        if args.lesson == "all":
-            if any(getattr(args, key) is not None for key in OPTION_HELP):
-                raise LessonError("'all' runs every lesson with its defaults; options need one lesson name")
-            names = list(LESSONS)
+        out = prepare_out(Path(args.out))
+        if args.run is None:
+            run_lessons(lesson_names(), out)
         else:
-            if args.lesson not in LESSONS:
-                raise LessonError(f"unknown lesson {args.lesson!r}; choose one of: {', '.join(LESSONS)}, all")
-            names = [args.lesson]
-        options = {name: lesson_options(name, args) for name in names}  # all checked up front
-        out = prepare_out(args.out)
-        run_lessons(names, out, options.get)
-    except LessonError as err:
+            args.run(out, args)
+    except (LessonError, GloveMissing, WordNetMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError) as err:

@@ -48,12 +48,28 @@ def load_sentence_encoder(name: str = DEFAULT_MODEL):
 
 @functools.lru_cache(maxsize=None)
 def load_elmo_bilm():
-    """The tiny ELMo *test* model shipped with minielmo (not a useful language model)."""
+    """minielmo's default shipped biLM (minielmo.DEFAULT_MODEL); elmo_label() says which."""
     import minielmo
 
-    bilm = minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    bilm = minielmo.BiLM.from_pretrained()
     bilm.eval()
     return bilm
+
+
+def elmo_is_fixture() -> bool:
+    import minielmo
+
+    return minielmo.DEFAULT_MODEL == "fixture"
+
+
+def elmo_label() -> str:
+    """How tables name the default ELMo: the fixture is allennlp's 16-dim test model, trained on
+    almost nothing, and every lesson says so."""
+    import minielmo
+
+    if elmo_is_fixture():
+        return "ELMo (untrained test fixture)"
+    return f"ELMo ({minielmo.DEFAULT_MODEL})"
 
 
 # ----------------------------------------------------------------------------- words
@@ -111,9 +127,17 @@ def bert_word_vectors(model, tokenizer, sentences: list[str], word: str):
     return torch.stack(static).numpy(), torch.stack(layers, 1).numpy(), pieces
 
 
+SIMPLE_WORD = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+
+
 def simple_words(sentence: str) -> list[str]:
     """Whitespace-and-punctuation split, the tokenisation ELMo's character input expects."""
-    return re.findall(r"\w+(?:'\w+)?|[^\w\s]", sentence)
+    return SIMPLE_WORD.findall(sentence)
+
+
+def simple_word_spans(sentence: str) -> list[tuple[int, int]]:
+    """Character spans of simple_words(sentence), in order."""
+    return [m.span() for m in SIMPLE_WORD.finditer(sentence)]
 
 
 def word_index(words: list[str], word: str, sentence: str) -> int:
@@ -192,6 +216,11 @@ def format_table(header: list[str], rows: list[list], floatfmt: str = "{:.3f}") 
                          for c, w, num in zip(map(str, row), widths, numeric)).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def interval(value: float, ci: tuple[float, float]) -> str:
+    """'0.672 [0.641, 0.700]': an estimate with its 95% confidence interval."""
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def short(text: str, width: int = 38) -> str:

@@ -1,8 +1,8 @@
 """The sentences the lessons run on. Written for this project; none is tuned to a model's output.
 
 Each polysemous word has three sentences per sense, so "same sense" and "different sense" pairs
-are both plentiful. The zero-shot set has ten sentences per label, none of which contains its
-label word, so a template cannot win by string overlap.
+are both present. These few sentences illustrate; the measurements with confidence intervals run
+on WordNet's example sentences (lessons/wordnet.py).
 """
 
 # The seed lesson's four sentences (also minibert's default `similarity` job).
@@ -65,7 +65,15 @@ POLYSEMY = {
     },
 }
 
-# Lesson 4: a small collection to search with a query typed on the command line.
+
+
+def sentences_and_senses(word: str) -> tuple[list[str], list[str]]:
+    """POLYSEMY[word] flattened: its sentences, and the sense of each."""
+    groups = POLYSEMY[word]
+    return [s for g in groups.values() for s in g], [sense for sense, g in groups.items() for _ in g]
+
+
+# The similarity lesson: a small collection to search with a query typed on the command line.
 SEARCH_CORPUS = [
     "The bank approved my loan application.",
     "We sat on the bank of the river.",
@@ -90,58 +98,10 @@ SEARCH_CORPUS = [
 ]
 DEFAULT_QUERY = "Where can I borrow money to buy a house?"
 
-# Lesson 5: the seed's zero-shot example and labels.
+# The zero-shot lesson: the seed's zero-shot example and labels.
 ZERO_SHOT_TEXT = "The river bank was eroding due to heavy rainfall."
 ZERO_SHOT_LABELS = ["finance", "geography", "action", "institution"]
 TEMPLATES = {
     "template": "This text is about {}.",
     "bare word": "{}",
 }
-
-# Lesson 5: a small labelled set, ten per label, written without the label words themselves.
-LABELLED = [
-    # finance
-    ("The central bank raised interest rates by half a percent.", "finance"),
-    ("Her savings account earns very little each month.", "finance"),
-    ("Investors sold their shares when profits disappointed.", "finance"),
-    ("The company borrowed millions to pay its debts.", "finance"),
-    ("Mortgage payments take a third of his salary.", "finance"),
-    ("The price of gold climbed to a record high.", "finance"),
-    ("They split the restaurant bill and paid by card.", "finance"),
-    ("Inflation eroded the value of their pensions.", "finance"),
-    ("The startup raised fresh capital from venture investors.", "finance"),
-    ("Taxes on imported goods will rise next quarter.", "finance"),
-    # geography
-    ("The Nile flows north through Egypt into the Mediterranean.", "geography"),
-    ("Mount Everest lies on the border of Nepal and China.", "geography"),
-    ("The desert stretches for hundreds of miles without a town.", "geography"),
-    ("Glaciers carved deep valleys into the mountains.", "geography"),
-    ("The island sits off the western coast of the continent.", "geography"),
-    ("A wide delta forms where the river meets the sea.", "geography"),
-    ("The plateau is cold, dry and sparsely populated.", "geography"),
-    ("Volcanic eruptions created the chain of islands.", "geography"),
-    ("The lake is fed by melting snow from the surrounding peaks.", "geography"),
-    ("Rainforests cover most of the northern part of the country.", "geography"),
-    # action
-    ("She sprinted across the field and leapt over the fence.", "action"),
-    ("He grabbed the rope and climbed to the top.", "action"),
-    ("The goalkeeper dived to his left and caught the ball.", "action"),
-    ("They kicked the door open and rushed inside.", "action"),
-    ("The boy threw the stone as far as he could.", "action"),
-    ("She lifted the heavy box and carried it upstairs.", "action"),
-    ("The dancers spun and jumped across the stage.", "action"),
-    ("He ducked under the branch and kept running.", "action"),
-    ("The firefighter smashed the window and pulled the child out.", "action"),
-    ("We paddled hard against the current.", "action"),
-    # institution
-    ("The university appointed a new dean of medicine.", "institution"),
-    ("The supreme court will hear the case next month.", "institution"),
-    ("Parliament voted to reform the election law.", "institution"),
-    ("The hospital board approved a new cancer ward.", "institution"),
-    ("The museum's trustees met to discuss the collection.", "institution"),
-    ("The ministry of education published new school rules.", "institution"),
-    ("The United Nations held an emergency session.", "institution"),
-    ("The city council rejected the housing proposal.", "institution"),
-    ("The church has run the orphanage since 1890.", "institution"),
-    ("The central library extended its opening hours.", "institution"),
-]

@@ -1,35 +1,44 @@
-"""Write the self-contained attention explorer: one HTML file, data embedded as JSON, inline
-script and style, nothing fetched from anywhere, so it opens from disk in any browser."""
+"""The attention lesson's HTML explorer: a thin adapter over `minibert.attention.explore`, which
+computes every number from the model and writes one self-contained page (no network, no server).
+
+The lesson passes what it already measured; the page is rebuilt from the model, and the adapter
+checks that both agree, so the lesson's tables and the page can never describe different runs."""
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-PLACEHOLDER = "__ATTENTION_DATA__"
+from minibert.attention import MAX_TOKENS, analyse, render
+
+from .common import LessonError, load_bert
+
+# The lesson's probabilities and the page's come from the same model on the same sentence; they
+# differ only if one of them is stale or another model was loaded.
+AGREEMENT_ATOL = 1e-5
 
 
-def write_explorer(path: Path, *, tokens: list[str], attentions: np.ndarray, sentence: str,
-                   model_name: str, entropy: np.ndarray, roles: list[list[str]]) -> Path:
-    """attentions: (L, H, T, T) probabilities; entropy: (L, H); roles: L lists of H labels."""
-    L, H, T, _ = attentions.shape
-    if len(tokens) != T or entropy.shape != (L, H):
-        raise ValueError(f"explorer data disagree: {len(tokens)} tokens, attentions {attentions.shape}, "
-                         f"entropy {entropy.shape}")
-    payload = {
-        "model": model_name,
-        "sentence": sentence,
-        "tokens": tokens,
-        # 4 decimals keep the file small and are finer than any shading shows
-        "attentions": np.round(attentions.astype(float), 4).tolist(),
-        "entropy": np.round(entropy.astype(float), 4).tolist(),
-        "roles": roles,
-    }
-    # "</" inside a <script> block would end it early; JSON allows the escaped form "<\/".
-    blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-    template = resources.files("lessons").joinpath("explorer.html").read_text(encoding="utf-8")
-    path.write_text(template.replace(PLACEHOLDER, blob), encoding="utf-8")
-    return path
+def write_explorer(path: Path, *, tokens: list[str], attentions: np.ndarray, sentence, model_name: str,
+                   entropy: np.ndarray | None = None, roles: list[list[str]] | None = None) -> Path:
+    """Write the explorer for `sentence` (a str, or a (first, second) pair) to `path`.
+
+    attentions (L, H, T, T) and tokens are the lesson's own measurements, checked against the
+    page's; roles (L lists of H labels) are shown beside each head. entropy is accepted for the
+    lesson's call and recomputed by the page."""
+    model, tokenizer = load_bert(model_name)
+    text = tuple(sentence) if isinstance(sentence, list) else sentence
+    # The lesson accepts any sentence the model takes; past MAX_TOKENS the page is large
+    # (about T^2) but still correct, so the lesson does not refuse it.
+    try:
+        found = analyse(model, tokenizer, text, max_tokens=max(MAX_TOKENS, model.config.max_position_embeddings))
+    except ValueError as error:
+        raise LessonError(f"cannot draw the explorer: {error}") from None
+    if found.tokens != list(tokens) or found.probs.shape != attentions.shape:
+        raise LessonError(f"explorer data disagree: {len(tokens)} tokens and attentions {attentions.shape} "
+                          f"given, the model gives {len(found.tokens)} and {tuple(found.probs.shape)}")
+    diff = float(np.abs(found.probs.numpy() - attentions).max())
+    if diff > AGREEMENT_ATOL:
+        raise LessonError(f"explorer data disagree with the lesson's attentions (max |diff| {diff:.1e})")
+    page = render([found], model_name=model_name, head_labels=None if roles is None else [roles])
+    return page.save(path)

@@ -1,8 +1,10 @@
-"""Lesson 4: sentence embeddings (the seed's demo). SentenceEncoder = tokenizer -> BERT ->
+"""Lesson: sentence embeddings (the seed's demo). SentenceEncoder = tokenizer -> BERT ->
 mean pooling -> L2 normalisation (Reimers & Gurevych 2019), so a dot product is a cosine.
 
-First the seed's four "bank" sentences and their cosine matrix, then a small semantic search:
-embed ~20 sentences once, embed the query, rank by cosine.
+What the learner sees:
+1. the seed's four "bank" sentences, their cosine matrix and each one's nearest neighbour;
+2. a small semantic search: embed 20 sentences once, embed the query (`--query`), rank by cosine;
+3. similarity.png with both.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ def search(encoder, query: str, corpus: list[str]) -> list[tuple[float, str]]:
     return [(float(scores[i]), corpus[i]) for i in order]
 
 
-def run(out: Path, query: str | None = None) -> dict:
-    """The seed sentences' cosine matrix and nearest neighbours, then search for `query`."""
+def lesson(out: Path, query: str | None = None) -> dict:
+    # %% 1. The seed's sentences: cosine matrix and nearest neighbours
     query = data.DEFAULT_QUERY if query is None else query
     if not query.strip():
         raise LessonError("the --query is empty: type what you are looking for")
@@ -39,7 +41,6 @@ def run(out: Path, query: str | None = None) -> dict:
     sentences = data.SEED_SENTENCES
     sims = cosine_matrix(encoder.encode(sentences))
     names = [f"s{i + 1}" for i in range(len(sentences))]
-
     print(f"Sentence embeddings with {DEFAULT_MODEL} (mean pooling, normalised)\n")
     for name, sentence in zip(names, sentences):
         print(f"  {name}: {sentence}")
@@ -50,19 +51,24 @@ def run(out: Path, query: str | None = None) -> dict:
     for i, j in enumerate(near):
         print(f"  {names[i]} -> {names[j]} ({sims[i, j]:.3f})  {short(sentences[i], 42)} -> {short(sentences[j], 42)}")
 
+    # %% 2. Semantic search
     results = search(encoder, query, data.SEARCH_CORPUS)
     print(f"\n== Semantic search over {len(data.SEARCH_CORPUS)} sentences for: {query!r}")
     print(format_table(["rank", "cosine", "sentence"],
                        [[str(r + 1), score, text] for r, (score, text) in enumerate(results[:5])]))
     print("  (try your own: python -m lessons similarity --query \"...\")")
 
-    written: list[Path] = []
-    plt = plots.pyplot()
-    if plt is None:
-        print("\n" + plots.VIZ_HINT)
-    else:
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.25]},
-                                 layout="constrained")
+    written = _plot_similarity(sims, names, sentences, results, query, out)
+    return {"sentences": sentences, "cosine": sims, "nearest": near, "query": query,
+            "results": results, "written": written}
+
+
+def _plot_similarity(sims, names, sentences, results, query, out: Path) -> list[Path]:
+    path = out / "similarity.png"
+    with plots.figure(path, 1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.25]},
+                      layout="constrained") as (fig, axes):
+        if fig is None:
+            return []
         labels = [f"{n}: {short(s, 30)}" for n, s in zip(names, sentences)]
         image = plots.heatmap(axes[0], sims, labels, names, "Cosine similarity of the seed sentences",
                               "sentence", "sentence", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
@@ -73,8 +79,4 @@ def run(out: Path, query: str | None = None) -> dict:
         axes[1].set_title(f"Semantic search, top 10 for\n{short(query, 60)!r}", fontsize=10)
         axes[1].set_xlabel("cosine similarity to the query")
         axes[1].set_ylabel("sentence")
-        plots.save(fig, out / "similarity.png", written)
-    for path in written:
-        print(f"wrote {path}")
-    return {"sentences": sentences, "cosine": sims, "nearest": near, "query": query,
-            "results": results, "written": written}
+    return [path]

@@ -1,10 +1,18 @@
-"""Lesson 1: why a static embedding cannot tell "bank" (money) from "bank" (river), and how the
+"""Lesson: why a static embedding cannot tell "bank" (money) from "bank" (river), and how the
 layers of a contextual model pull the two senses apart.
 
-Static vector: the row of BERT's input word-piece embedding table (what word2vec/GloVe-style
-models give), or ELMo's character-CNN token vector (its layer 0). Neither looks at the sentence.
-Contextual vector: the word's hidden state after each BERT layer. A word split into several
-word pieces gets the mean of its pieces, found through the tokenizer's character offsets.
+What the learner sees:
+1. GloVe 6B 50d (Pennington et al. 2014), a real static model: "bank" is one row of a table,
+   its nearest neighbours are financial words, and the river sense sits far down the list;
+   a lookup takes only the word, so no sentence can change that row;
+2. the two other static vectors of this project, the same in every sentence: the row of BERT's
+   input word-piece table, and ELMo's character-CNN layer 0, which sees the word's characters
+   and nothing else (so "Spring" and "spring" differ, and nothing else does);
+3. BERT's (all-MiniLM-L6-v2) hidden states for "bank", "bat", "spring", "plant" in three
+   sentences per sense: cosine tables, and the same-sense minus different-sense cosine per layer;
+4. static_vs_contextual_*.png: that gap per layer, the cosine heatmaps, a PCA of each word.
+
+`--word W --sentence ... --sentence ...` runs step 3 on the learner's own sentences.
 """
 
 from __future__ import annotations
@@ -15,9 +23,12 @@ import numpy as np
 
 from . import data, plots
 from .common import (
-    LessonError, bert_word_vectors, cosine_matrix, elmo_word_vectors, format_table, load_bert,
-    load_elmo_bilm, pca_2d, sense_separation, short,
+    LessonError, bert_word_vectors, cosine_matrix, elmo_label, elmo_word_vectors, format_table, load_bert,
+    load_elmo_bilm, pca_2d, sense_separation, simple_words, word_index,
 )
+from .glove import load_glove
+
+NEIGHBOURS = 8
 
 
 def layer_names(num_layers: int) -> list[str]:
@@ -25,36 +36,112 @@ def layer_names(num_layers: int) -> list[str]:
     return ["static", "emb"] + [str(i) for i in range(1, num_layers + 1)]
 
 
-def measure_word(word: str, senses: dict[str, list[str]]) -> dict:
-    """All the numbers of this lesson for one word (also used by the `compare` lesson)."""
+def measure_word(word: str) -> dict:
+    """The BERT numbers of step 3 for one prepared word."""
     model, tokenizer = load_bert()
-    sentences = [s for group in senses.values() for s in group]
-    labels = [sense for sense, group in senses.items() for _ in group]
+    sentences, labels = data.sentences_and_senses(word)
     static, layers, pieces = bert_word_vectors(model, tokenizer, sentences, word)
-    all_vectors = np.concatenate([static[None], layers])  # (1 + L+1, N, D)
-    separation = [sense_separation(v, labels) for v in all_vectors]
     return {
-        "word": word,
-        "sentences": sentences,
-        "senses": labels,
-        "pieces": pieces,
-        "static": static,
-        "layers": layers,
-        # largest difference between the static vector in any sentence and in the first one
+        "word": word, "sentences": sentences, "senses": labels, "pieces": pieces,
+        "static": static, "layers": layers,
         "static_max_abs_diff": float(np.abs(static - static[0]).max()),
-        "separation": separation,  # per entry of layer_names(): (same, different, gap)
+        # per entry of layer_names(): (same-sense mean, different-sense mean, gap)
+        "separation": [sense_separation(v, labels) for v in np.concatenate([static[None], layers])],
         "cosine_static": cosine_matrix(static),
         "cosine_last": cosine_matrix(layers[-1]),
     }
 
 
-def elmo_static_check(sentences: list[str], word: str) -> dict:
-    """ELMo's layer 0 (char-CNN) for `word` in each sentence: identical, because it only sees
-    the word's characters. Layers 1 and 2 (the biLSTMs) differ. Tiny fixture model."""
-    vectors = elmo_word_vectors(load_elmo_bilm(), sentences, word)  # (3, N, 2P)
-    return {
-        f"layer{j}_max_abs_diff": float(np.abs(vectors[j] - vectors[j][0]).max()) for j in range(3)
-    }
+def elmo_layer0_by_spelling(sentences: list[str], word: str) -> dict:
+    """ELMo's layer 0 for `word` in each sentence, grouped by how the word is spelled there.
+    Returns {spelling: max |difference| within that spelling}, the largest difference between
+    spellings, and the biLSTM layers' largest difference."""
+    vectors = elmo_word_vectors(load_elmo_bilm(), sentences, word)  # (layers, N, 2P)
+    spelled = [simple_words(s)[word_index(simple_words(s), word, s)] for s in sentences]
+    within = {}
+    for spelling in dict.fromkeys(spelled):
+        rows = vectors[0][[i for i, s in enumerate(spelled) if s == spelling]]
+        within[spelling] = float(np.abs(rows - rows[0]).max())
+    return {"within": within, "spellings": spelled,
+            "across": float(np.abs(vectors[0] - vectors[0][0]).max()),
+            "lstm": [float(np.abs(v - v[0]).max()) for v in vectors[1:]]}
+
+
+def lesson(out: Path, word: str | None = None, sentences: list[str] | None = None) -> dict:
+    if sentences:
+        return own_sentences(word, sentences)
+    words = list(data.POLYSEMY)
+    if word is not None:
+        if word not in data.POLYSEMY:
+            raise LessonError(f"no prepared sentences for {word!r}; choose one of {words}, "
+                              "or give your own with --sentence")
+        words = [word]
+
+    # %% 1. GloVe: one vector per word type, whatever the sentence
+    glove = load_glove()
+    focus = words[0]
+    vector = glove.vector(focus)
+    neighbours = glove.neighbours(vector, NEIGHBOURS, exclude=(focus,))
+    unit = glove.vectors / np.maximum(np.linalg.norm(glove.vectors, axis=1, keepdims=True), 1e-12)
+    cosines = unit @ (vector / np.linalg.norm(vector))
+    probe_words = [w for w in ("river", "shore", "money", "cave", "season", "factory") if w in glove]
+    # how many words are closer to the focus word than w is (the focus word itself not counted)
+    rank = {w: int((cosines > cosines[glove.row[w]]).sum()) - 1 for w in probe_words}
+    print(f"== GloVe 6B 50d: {focus!r} is row {glove.row[focus]:,} of a {glove.vectors.shape[0]:,} x "
+          f"{glove.vectors.shape[1]} table")
+    print(f"  nearest neighbours: {', '.join(f'{w} {c:.2f}' for w, c in neighbours)}")
+    print(f"  words closer to {focus!r} than each of these: "
+          + ", ".join(f"{w} {rank[w]:,} (cosine {cosines[glove.row[w]]:.2f})" for w in probe_words))
+    sentences_f, labels_f = data.sentences_and_senses(focus)
+    in_sentences = np.stack([glove.vector(focus) for _ in sentences_f])
+    glove_diff = float(np.abs(in_sentences - in_sentences[0]).max())
+    print(f"  in the {len(sentences_f)} sentences below, GloVe's {focus!r} differs by at most {glove_diff:.1e}:")
+    print("  the lookup glove.vector(word) takes the word and nothing else, so no sentence can reach it.\n")
+
+    # %% 2. The other static vectors: BERT's input table, ELMo's character CNN
+    results = [measure_word(w) for w in words]
+    print("== Static vectors inside the contextual models")
+    for r in results:
+        print(f"  BERT input-table row of {r['word']!r}: max |difference| between its sentences = "
+              f"{r['static_max_abs_diff']:.1e}")
+    elmo = {w: elmo_layer0_by_spelling(data.sentences_and_senses(w)[0], w) for w in words}
+    for w, e in elmo.items():
+        spellings = ", ".join(f"{s!r} x{e['spellings'].count(s)}: {d:.1e}" for s, d in e["within"].items())
+        print(f"  {elmo_label()} layer 0 of {w!r} by spelling ({spellings}); all sentences: "
+              f"{e['across']:.1e}; biLSTM layers: {', '.join(f'{d:.2e}' for d in e['lstm'])}")
+    print("  ELMo's layer 0 sees characters only: every occurrence spelled the same way gets the same")
+    print("  vector, and a capital letter is a different character (\"Spring brings ...\").\n")
+
+    # %% 3. Contextual vectors: cosine of the focus word across sentences, then per layer
+    names = layer_names(results[0]["layers"].shape[0] - 1)
+    first = results[0]
+    print(f"== {first['word']!r} in {len(first['sentences'])} sentences, all-MiniLM-L6-v2 (6 layers, 384 dims)")
+    _print_cosines(first)
+    print("\n== Same-sense minus different-sense cosine, per layer (bigger = senses further apart)")
+    print(format_table(["word"] + names, [[r["word"]] + [gap for _, _, gap in r["separation"]] for r in results]))
+    print("\n  The static column is 0: one vector for every sense. Layer 'emb' adds position and")
+    print("  LayerNorm but still no context. The attention layers mix in the neighbours.")
+    print("  Four words are an illustration; `python -m lessons layers` measures this on WordNet.")
+
+    written = _plot_separation(results, names, out) + _plot_cosines(first, out) + _plot_pca(results, out)
+    return {"results": results, "layer_names": names, "elmo": elmo, "glove_neighbours": neighbours,
+            "glove_rank": rank, "glove_max_abs_diff": glove_diff, "written": written}
+
+
+def own_sentences(word: str | None, sentences: list[str]) -> dict:
+    """The learner's own sentences: cosine of `word` between them, static and per layer."""
+    if not word:
+        raise LessonError("--sentence needs --word: which word to follow across the sentences")
+    if len(sentences) < 2:
+        raise LessonError("give at least two --sentence values to compare the word across")
+    model, tokenizer = load_bert()
+    static, layers, pieces = bert_word_vectors(model, tokenizer, sentences, word)
+    names = layer_names(layers.shape[0] - 1)
+    print(f"{word!r} in your sentences (word pieces: {', '.join(' '.join(p) for p in pieces)})")
+    pairs = [(i, j) for i in range(len(sentences)) for j in range(i + 1, len(sentences))]
+    rows = [[name] + [float(cosine_matrix(v)[i, j]) for i, j in pairs] for name, v in zip(names, [static, *layers])]
+    print(format_table(["layer"] + [f"s{i + 1}~s{j + 1}" for i, j in pairs], rows))
+    return {"rows": rows, "static_max_abs_diff": float(np.abs(static - static[0]).max()), "written": []}
 
 
 def _print_cosines(result: dict) -> None:
@@ -68,108 +155,54 @@ def _print_cosines(result: dict) -> None:
         print("  " + format_table(["", "sense"] + names, rows).replace("\n", "\n  "))
 
 
-def _plot(results: list[dict], out: Path, names: list[str]) -> list[Path]:
-    plt = plots.pyplot()
-    if plt is None:
-        print("\n" + plots.VIZ_HINT)
-        return []
-    written: list[Path] = []
+def _plot_separation(results, names, out: Path) -> list[Path]:
+    path = out / "static_vs_contextual_separation.png"
+    with plots.figure(path, figsize=(7, 4.2)) as (fig, ax):
+        if fig is None:
+            return []
+        for r in results:
+            ax.plot(names, [gap for _, _, gap in r["separation"]], marker="o", label=r["word"])
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_title("Sense separation per BERT layer (all-MiniLM-L6-v2)")
+        ax.set_xlabel("layer ('static' = input embedding row, 'emb' = embedding output)")
+        ax.set_ylabel("same-sense minus different-sense cosine")
+        ax.legend(title="word")
+    return [path]
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for r in results:
-        ax.plot(names, [gap for _, _, gap in r["separation"]], marker="o", label=r["word"])
-    ax.axhline(0.0, color="grey", linewidth=0.8)
-    ax.set_title("Sense separation per BERT layer (all-MiniLM-L6-v2)")
-    ax.set_xlabel("layer ('static' = input embedding row, 'emb' = embedding output)")
-    ax.set_ylabel("same-sense minus different-sense cosine")
-    ax.legend(title="word")
-    plots.save(fig, out / "static_vs_contextual_separation.png", written)
 
-    bank = results[0]
-    labels = [f"s{i + 1} ({sense})" for i, sense in enumerate(bank["senses"])]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
-    for ax, key, title in [(axes[0], "cosine_static", "static (input embedding row)"),
-                           (axes[1], "cosine_last", "contextual (last layer)")]:
-        image = plots.heatmap(ax, bank[key], labels, labels, f"cosine of {bank['word']!r}: {title}",
-                              "sentence", "sentence", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="cosine similarity")
-    plots.save(fig, out / "static_vs_contextual_cosine.png", written)
+def _plot_cosines(result, out: Path) -> list[Path]:
+    path = out / "static_vs_contextual_cosine.png"
+    labels = [f"s{i + 1} ({sense})" for i, sense in enumerate(result["senses"])]
+    with plots.figure(path, 1, 2, figsize=(11, 5), layout="constrained") as (fig, axes):
+        if fig is None:
+            return []
+        for ax, key, title in [(axes[0], "cosine_static", "static (input embedding row)"),
+                               (axes[1], "cosine_last", "contextual (last layer)")]:
+            image = plots.heatmap(ax, result[key], labels, labels, f"cosine of {result['word']!r}: {title}",
+                                  "sentence", "sentence", vmin=0.0, vmax=1.0, annotate=True, fontsize=8)
+        fig.colorbar(image, ax=axes, shrink=0.8, label="cosine similarity")
+    return [path]
 
-    cols = 2
+
+def _plot_pca(results, out: Path) -> list[Path]:
+    path = out / "static_vs_contextual_pca.png"
+    cols = 2 if len(results) > 1 else 1
     rows = (len(results) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(9, 3.8 * rows), squeeze=False)
-    for ax, r in zip(axes.flat, results):
-        points, ratio = pca_2d(r["layers"][-1])
-        for sense in dict.fromkeys(r["senses"]):
-            mask = np.array([s == sense for s in r["senses"]])
-            ax.scatter(points[mask, 0], points[mask, 1], label=sense, s=50)
-        for i, (x, y) in enumerate(points):
-            ax.annotate(f"s{i + 1}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.set_title(f"{r['word']!r}, last BERT layer")
-        ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
-        ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(results):]:
-        ax.axis("off")
-    fig.suptitle("2-D PCA of each word's contextual vectors, coloured by sense")
-    plots.save(fig, out / "static_vs_contextual_pca.png", written)
-    return written
-
-
-def run_custom(word: str, sentences: list[str]) -> dict:
-    """The learner's own sentences: cosine of `word` between them, static and per layer."""
-    if len(sentences) < 2:
-        raise LessonError("give at least two --sentence values to compare the word across")
-    model, tokenizer = load_bert()
-    static, layers, pieces = bert_word_vectors(model, tokenizer, sentences, word)
-    names = layer_names(layers.shape[0] - 1)
-    print(f"{word!r} in your sentences (word pieces: {', '.join(' '.join(p) for p in pieces)})")
-    pairs = [(i, j) for i in range(len(sentences)) for j in range(i + 1, len(sentences))]
-    rows = []
-    for name, vectors in zip(names, [static, *layers]):
-        sims = cosine_matrix(vectors)
-        rows.append([name] + [float(sims[i, j]) for i, j in pairs])
-    print(format_table(["layer"] + [f"s{i + 1}~s{j + 1}" for i, j in pairs], rows))
-    return {"rows": rows, "static_max_abs_diff": float(np.abs(static - static[0]).max())}
-
-
-def run(out: Path, word: str | None = None, sentence: list[str] | None = None) -> dict:
-    """The prepared words (or just `word`), or `word` in the learner's own `sentence` list."""
-    if sentence:
-        if not word:
-            raise LessonError("--sentence needs --word: which word to follow across the sentences")
-        return run_custom(word, sentence)
-    words = list(data.POLYSEMY)
-    if word is not None:
-        if word not in data.POLYSEMY:
-            raise LessonError(f"no prepared sentences for {word!r}; choose one of {words}, "
-                              "or give your own with --sentence")
-        # only the chosen word: every table and plot below is about results[0]
-        words = [word]
-
-    print("Static vs contextual vectors, all-MiniLM-L6-v2 (6 layers, 384 dims)\n")
-    results = [measure_word(w, data.POLYSEMY[w]) for w in words]
-    names = layer_names(results[0]["layers"].shape[0] - 1)
-
-    first = results[0]
-    print(f"== {first['word']!r} in {len(first['sentences'])} sentences")
-    _print_cosines(first)
-
-    print("\n== The static vector is the same row in every sentence")
-    for r in results:
-        print(f"  {r['word']!r}: max |difference| between sentences = {r['static_max_abs_diff']:.1e}")
-    elmo = elmo_static_check(first["sentences"], first["word"])
-    print(f"  ELMo (tiny fixture test model), {first['word']!r}: char-CNN layer 0 max |difference| = "
-          f"{elmo['layer0_max_abs_diff']:.1e}; after the biLSTM layers 1, 2: "
-          f"{elmo['layer1_max_abs_diff']:.2e}, {elmo['layer2_max_abs_diff']:.2e}")
-
-    print("\n== Same-sense minus different-sense cosine, per layer (bigger = senses further apart)")
-    rows = [[r["word"]] + [gap for _, _, gap in r["separation"]] for r in results]
-    print(format_table(["word"] + names, rows))
-    print("\n  The static column is 0: one vector for every sense. Layer 'emb' adds position and")
-    print("  LayerNorm but still no context. The attention layers mix in the neighbours.")
-
-    written = _plot(results, out, names)
-    for path in written:
-        print(f"wrote {path}")
-    return {"results": results, "layer_names": names, "elmo": elmo, "written": written}
+    with plots.figure(path, rows, cols, figsize=(4.5 * cols, 3.8 * rows), squeeze=False) as (fig, axes):
+        if fig is None:
+            return []
+        for ax, r in zip(axes.flat, results):
+            points, ratio = pca_2d(r["layers"][-1])
+            for sense in dict.fromkeys(r["senses"]):
+                mask = np.array([s == sense for s in r["senses"]])
+                ax.scatter(points[mask, 0], points[mask, 1], label=sense, s=50)
+            for i, (x, y) in enumerate(points):
+                ax.annotate(f"s{i + 1}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.set_title(f"{r['word']!r}, last BERT layer")
+            ax.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
+            ax.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
+            ax.legend(fontsize=8)
+        for ax in list(axes.flat)[len(results):]:
+            ax.axis("off")
+        fig.suptitle("2-D PCA of each word's contextual vectors, coloured by sense")
+    return [path]

@@ -3,6 +3,6 @@
 from minibert.config import BertConfig
 from minibert.model import BertModel, BertOutput
 
-# bert-sentence: tokenizer, sentence encoder
+# The text side: tokenizer and sentence encoder
 from minibert.tokenizer import Tokenizer
 from minibert.sentence import SentenceEncoder

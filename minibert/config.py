@@ -49,6 +49,13 @@ class BertConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "layer_norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        for name in ("hidden_act", "position_embedding_type"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
@@ -71,6 +78,8 @@ class BertConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "BertConfig":
         """Keep the fields we know; HF configs carry many unrelated keys, which are ignored."""
+        if not isinstance(values, dict):
+            raise ValueError(f"expected a JSON object of config fields, got {type(values).__name__}")
         model_type = values.get("model_type", "bert")
         if model_type != "bert":
             # RoBERTa & co. share BERT's key names but not its position ids; refuse rather than
@@ -90,6 +99,9 @@ class BertConfig:
         path = Path(path)
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None

@@ -10,10 +10,10 @@ the work reordered and fused:
     tests/unit/test_bert_ops.py pins the hand-written ops to;
   - the position-wise layers (projections, feed-forward, LayerNorm) run on the N real tokens
     only: padding is packed away before them and scattered back for attention.
-The stacked QKV weight is cached on the attention module, keyed on the parameters' identities,
-storage and version counters, so any change to query/key/value (loading, an optimizer step,
-a replaced parameter) rebuilds it: the fused copy cannot go stale. `map_batches` runs whole
-batches in parallel, one thread each, which uses 2-4 cores better than splitting every small op.
+The stacked QKV weight is no copy: on first use query, key and value are moved into one buffer
+and become views of it (weights/fused.py says exactly what rebuilds it), so every write to them,
+`.data` included, is what the fast path reads. `map_batches` runs whole batches in parallel, one thread each,
+which uses 2-4 cores better than splitting every small op.
 
 Inference only: no dropout, no attention maps, no hidden states. tests/unit/test_bert_fast.py
 pins it to the explicit path within 1e-5 on padded batches.
@@ -28,34 +28,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_CACHE_ATTR = "_fast_qkv_cache"
-
+from weights.fused import shared_storage, watched  # noqa: F401 (watched: sentence.py asks fast.watched)
 
 def fused_qkv(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """(3D, D) weight and (3D,) bias stacking query, key, value; rebuilt whenever any changed."""
-    params = (attn.query.weight, attn.query.bias, attn.key.weight, attn.key.bias,
-              attn.value.weight, attn.value.bias)
-    key = tuple((id(p), p.data_ptr(), p._version) for p in params)
-    cached = attn.__dict__.get(_CACHE_ATTR)
-    if cached is None or cached[0] != key:
-        with torch.no_grad():
-            weight = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight])  # 3 x (D, D) -> (3D, D)
-            bias = torch.cat([attn.query.bias, attn.key.bias, attn.value.bias])  # 3 x (D,) -> (3D,)
-        cached = (key, weight, bias)
-        attn.__dict__[_CACHE_ATTR] = cached  # a plain attribute: never saved, never a parameter
-    return cached[1], cached[2]
-
-
-def watched(module: nn.Module) -> bool:
-    """True when a forward hook is registered on `module`, on any submodule, or globally.
-
-    The fast path skips the calls of the modules it fuses, so their hooks would never fire; a
-    caller that sees True runs the readable path instead, where every module is called."""
-    from torch.nn.modules import module as module_lib
-
-    if module_lib._global_forward_hooks or module_lib._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+    """(3D, D) weight and (3D,) bias stacking query, key, value. They are views of the storage
+    the six parameters themselves live in (weights/fused.py), so no write can leave them stale."""
+    params = (attn.query.weight, attn.key.weight, attn.value.weight,
+              attn.query.bias, attn.key.bias, attn.value.bias)
+    storage = shared_storage(attn, "_fused_qkv", params)
+    D = attn.query.weight.shape[0]
+    return storage[:3 * D * D].view(3 * D, D), storage[3 * D * D:]  # 3 x (D, D) -> (3D, D); 3 x (D,) -> (3D,)
 
 
 def layer_norm(x: torch.Tensor, norm: nn.Module) -> torch.Tensor:

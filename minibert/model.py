@@ -195,7 +195,9 @@ class Encoder(nn.Module):
 
 
 class Pooler(nn.Module):
-    """Devlin et al. 2019 §3: the [CLS] vector through dense + tanh (trained for next-sentence prediction)."""
+    """The [CLS] vector through dense + tanh, trained for next-sentence prediction. The paper only
+    says [CLS] feeds classification (Devlin et al. 2019 §3); this layer is from Google's BERT code
+    (google-research/bert modeling.py, the "pooler" scope), which transformers follows."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -204,24 +206,6 @@ class Pooler(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, D)"""
         return torch.tanh(self.dense(hidden[:, 0]))                     # (B, T, D) -> (B, D)
-
-
-def built_without_init(build):
-    """Return build() with nn.init's random fillers switched off while it runs.
-
-    For from_pretrained only, which overwrites every parameter at once: drawing 22M random
-    numbers takes longer than reading the checkpoint. (Building on the meta device instead costs
-    seconds of one-off imports and more memory.) Not thread-safe: nn.init's functions are
-    swapped for the duration of the call."""
-    fillers = ("kaiming_uniform_", "uniform_", "normal_")
-    saved = {name: getattr(nn.init, name) for name in fillers}
-    for name in fillers:
-        setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
-    try:
-        return build()
-    finally:
-        for name, filler in saved.items():
-            setattr(nn.init, name, filler)
 
 
 @dataclass
@@ -249,13 +233,14 @@ class BertModel(nn.Module):
         The report of what was loaded and ignored is kept as `model.load_report`."""
         dtype = _floating_dtype(dtype)
         from weights import bert_hf, resolve  # lazy: the modules themselves never touch a file
+        from weights.common import without_random_init
 
         model_dir = resolve(name_or_dir)
         config = BertConfig.from_json(model_dir / "config.json")
         tensors = bert_hf.read_checkpoint(model_dir)
-        # No random init: every value is overwritten next (the strict loader fills all or raises).
-        model = built_without_init(lambda: cls(config, add_pooler=bert_hf.has_pooler(tensors)))
-        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir))
+        with without_random_init():  # every value is overwritten next
+            model = cls(config, add_pooler=bert_hf.has_pooler(tensors))
+        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir / "model.safetensors"))
         return model.to(device=device, dtype=dtype).eval()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
@@ -266,7 +251,6 @@ class BertModel(nn.Module):
         Returns BertOutput: last_hidden_state (B, T, D), pooler_output (B, D) or None,
         hidden_states L+1 x (B, T, D) and attentions L x (B, H, T, T) when asked, else None."""
         self.check_inputs(input_ids, attention_mask, token_type_ids)
-        B, T = input_ids.shape
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:

@@ -34,6 +34,7 @@ import pooling
 from minibert import fast
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer, _check_unicode
+from weights.common import read_json
 
 # The stages of a sentence-transformers modules.json that this encoder implements, by class name.
 # modules.json gives each stage's full class path, and sentence-transformers moved the classes:
@@ -99,7 +100,7 @@ class SentenceEncoder:
         if pooling_dir is not None:
             pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
             sbert_file = transformer_dir / "sentence_bert_config.json"
-            sbert = json.loads(sbert_file.read_text(encoding="utf-8")) if sbert_file.is_file() else {}
+            sbert = read_json(sbert_file) if sbert_file.is_file() else {}
         else:
             # No modules.json: a plain BERT checkpoint. sentence-transformers then wraps it with mean
             # pooling and no Normalize, and ignores any sentence_bert_config.json; so do we.
@@ -282,8 +283,12 @@ def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
     modules_file = directory / "modules.json"
     if not modules_file.is_file():
         return directory, None, False
-    modules = json.loads(modules_file.read_text(encoding="utf-8"))
-    types = [_stage_name(m.get("type")) for m in modules]
+    modules = read_json(modules_file, expected=list)
+    for i, module in enumerate(modules):
+        if not isinstance(module, dict) or not isinstance(module.get("type"), str) or not isinstance(module.get("path"), str):
+            raise ValueError(f"{modules_file}: stage {i} needs a string \"type\" and a string "
+                             f"\"path\", got {json.dumps(module)[:80]}")
+    types = [_stage_name(m["type"]) for m in modules]
     supported = [TRANSFORMER, POOLING, NORMALIZE]
     unsupported = [t for t in types if t not in supported]
     if unsupported or types[:2] != [TRANSFORMER, POOLING] or len(set(types)) != len(types):
@@ -291,7 +296,7 @@ def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
             f"{modules_file}: SentenceEncoder runs Transformer -> Pooling -> (Normalize); got the "
             f"modules {types}" + (f" ({unsupported} not implemented)" if unsupported else "")
         )
-    return directory / modules[0].get("path", ""), directory / modules[1]["path"], NORMALIZE in types
+    return directory / modules[0]["path"], directory / modules[1]["path"], NORMALIZE in types
 
 
 def _stage_name(module_type) -> str:

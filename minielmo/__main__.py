@@ -2,10 +2,12 @@
 
     python -m minielmo "The cat sat ." "ELMo reads characters ."      # print shapes and vectors
     echo "one sentence per line" | python -m minielmo -              # sentences from stdin
+    python -m minielmo --model fixture "A sentence ."                 # a shipped model by name
     python -m minielmo --options o.json --weights w.hdf5 --npz out.npz "A sentence ."
 
-Sentences are split on whitespace. Without --options/--weights the tiny test model shipped with
-the package is used; its vectors are for checking numbers, not for any real task.
+Sentences are split on whitespace. Without --options/--weights a model shipped with the package is
+used: by default minielmo's own small biLM, trained from scratch (docs/elmo_model_card.md);
+`--model fixture` is allennlp's tiny test model, for checking numbers, not for any real task.
 """
 
 import argparse
@@ -14,15 +16,19 @@ import sys
 import numpy as np
 import torch
 
-from . import FIXTURE_OPTIONS, FIXTURE_WEIGHTS
 from .bilm import BiLM
 from .characters import batch_to_ids
+from .pretrained import DEFAULT_MODEL, PRETRAINED
 
 EXAMPLES = ["The cat sat on the mat .", "ELMo reads words as characters ."]
-TINY_MODEL_NOTE = ("Using the TINY TEST MODEL shipped with minielmo (the allennlp 0.9.0 test fixture: "
-                   "projection 16, cell 64, 2 layers). It exists to check numbers against the "
-                   "original TensorFlow biLM, not to give useful word vectors. Pass --options and "
-                   "--weights to use a real ELMo.")
+MODEL_NOTES = {
+    "small": ("Using minielmo's own small ELMo (projection 128, cell 512, 2 layers), trained from "
+              "scratch on about 4.3 M words of English; docs/elmo_model_card.md says what it has "
+              "and has not learned."),
+    "fixture": ("Using the TINY TEST MODEL shipped with minielmo (the allennlp 0.9.0 test fixture: "
+                "projection 16, cell 64, 2 layers). It exists to check numbers against the "
+                "original TensorFlow biLM, not to give useful word vectors."),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("sentences", nargs="*",
                         help="sentences, tokens separated by spaces; '-' reads stdin, one per "
                              "line; none: two example sentences")
-    parser.add_argument("--options", help="ELMo options.json (default: the tiny test model)")
+    parser.add_argument("--model", choices=sorted(PRETRAINED), default=None,
+                        help=f"a model shipped with the package (default: {DEFAULT_MODEL})")
+    parser.add_argument("--options", help="ELMo options.json of your own model (with --weights)")
     parser.add_argument("--weights", help="ELMo weights, .hdf5 as released or converted "
-                                          ".safetensors (default: the tiny test model)")
+                                          ".safetensors (with --options)")
     parser.add_argument("--npz", help="write layer_0..layer_L (B, T, 2P) and mask (B, T) here, "
                                       "without <S> </S>, instead of printing vectors")
     parser.add_argument("--max-dims", type=int, default=6,
@@ -64,13 +72,18 @@ def main(argv=None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     if (args.options is None) != (args.weights is None):
-        parser.error("--options and --weights go together: give both, or neither for the tiny "
-                     "test model")
+        parser.error("--options and --weights go together: give both, or neither for a shipped "
+                     "model")
+    if args.options is not None and args.model is not None:
+        parser.error("--model names a shipped model; it cannot be combined with --options/--weights")
     sentences = read_sentences(args, parser)
-    if args.options is None:
-        print(TINY_MODEL_NOTE)
     try:
-        bilm = BiLM.from_files(args.options or FIXTURE_OPTIONS, args.weights or FIXTURE_WEIGHTS)
+        if args.options is None:
+            name = args.model or DEFAULT_MODEL
+            print(MODEL_NOTES.get(name, f"Using the shipped model {name!r}."))
+            bilm = BiLM.from_pretrained(name)
+        else:
+            bilm = BiLM.from_files(args.options, args.weights)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
 
@@ -83,8 +96,11 @@ def main(argv=None) -> None:
 
     if args.npz:
         arrays = {f"layer_{k}": layer.numpy() for k, layer in enumerate(layers)}
-        np.savez(args.npz, mask=mask.numpy(), sentences=np.array([" ".join(s) for s in sentences]),
-                 **arrays)
+        try:
+            np.savez(args.npz, mask=mask.numpy(), sentences=np.array([" ".join(s) for s in sentences]),
+                     **arrays)
+        except OSError as error:
+            parser.error(f"cannot write --npz {args.npz}: {error.strerror or error}")
         print(f"Wrote {args.npz}: " + ", ".join(f"layer_{k} {tuple(layer.shape)}"
                                                  for k, layer in enumerate(layers))
               + f", mask {tuple(mask.shape)}")

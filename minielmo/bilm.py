@@ -17,8 +17,9 @@ State: the model is stateless by default (every call starts both directions from
 the same input always gives the same output. `stateful=True` reproduces the reference, whose
 LSTM always carries each batch row's final state into the next call; `reset_states()` clears it.
 
-This file knows nothing about checkpoints: weights/elmo_hdf5.py maps the released files onto
-these modules. A randomly initialised BiLM(ElmoConfig(...)) works too.
+This file knows nothing about checkpoints: `from_files` builds the model from options.json and
+hands it to weights/elmo_hdf5.py, which fills it. A randomly initialised BiLM(ElmoConfig(...))
+works too.
 """
 
 import torch
@@ -176,16 +177,22 @@ class BiLM(nn.Module):
 
     @classmethod
     def from_files(cls, options_file, weight_file, stateful: bool = False) -> "BiLM":
-        """Load options.json + weights (.hdf5 as released, or .safetensors as converted)."""
-        from weights.elmo_hdf5 import load_bilm  # lazy: the model itself never touches files
+        """Build from options.json and fill from the weights (.hdf5 as released, or .safetensors
+        as converted), strictly; eval mode. The report of what was loaded is `model.load_report`."""
+        from weights.common import without_random_init  # lazy: the modules never touch a file
+        from weights.elmo_hdf5 import load_elmo_weights
 
-        return load_bilm(options_file, weight_file, stateful=stateful)
+        config = ElmoConfig.from_options_file(options_file)
+        with without_random_init():  # every value is overwritten next
+            model = cls(config, stateful=stateful)
+        model.load_report = load_elmo_weights(model, weight_file)
+        return model.eval()
 
     @classmethod
     def from_pretrained(cls, name: str | None = None, stateful: bool = False) -> "BiLM":
         """A model shipped inside the package, by name (minielmo.PRETRAINED); None is the default
         model (minielmo.DEFAULT_MODEL). "fixture" is allennlp's tiny test model."""
-        from . import DEFAULT_MODEL, PRETRAINED
+        from .pretrained import DEFAULT_MODEL, PRETRAINED
 
         name = DEFAULT_MODEL if name is None else name
         if name not in PRETRAINED:
@@ -216,49 +223,40 @@ class BiLM(nn.Module):
         positions = torch.arange(T + 2, device=char_ids.device)
         mask = positions.unsqueeze(0) < (lengths + 2).unsqueeze(1)  # (B, T+2)
 
-        fast_path = self.fast_path and not self._needs_readable_path()
-        if fast_path:
+        initial_states = self._initial_states(B)
+        use_fast = self.fast_path and not self._needs_readable_path()
+        if use_fast:  # the same maths, batched and scripted: minielmo/fast.py
             token_embedding = fast.char_cnn(self.char_cnn, with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
+            lstm_layers, final_states = fast.bilstm_stack(self, token_embedding, mask, initial_states)
         else:
             token_embedding = self.char_cnn(with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
+            lstm_layers, final_states = self._bilstm_stack(token_embedding, mask, initial_states)
         # The token layer has no direction; duplicating it gives it the width 2P of the others.
         token_layer = torch.cat([token_embedding, token_embedding], dim=-1)  # (B, T+2, 2P)
-        activations = [token_layer * mask.unsqueeze(-1)]
+        if self.stateful:
+            self._save_states(final_states)
+        return {"activations": [token_layer * mask.unsqueeze(-1), *lstm_layers], "mask": mask}
 
-        initial_states = self._initial_states(B)
-        final_states = []
-        # The fast path's scratch space for the LSTM's input products, reused by every layer.
-        workspace = fast.gate_workspace(B, T + 2, self.config.cell_size, token_embedding) if fast_path else None
+    def _bilstm_stack(self, token_embedding, mask, initial_states):
+        """The readable layer loop: token_embedding (B, T+2, P) -> L layers (B, T+2, 2P) and each
+        layer's final ((hidden, memory) forward, (hidden, memory) backward)."""
+        layers, final_states = [], []
         forward_hidden = backward_hidden = token_embedding
         for layer in range(self.config.n_layers):
-            forward_out, backward_out, states = self._bilstm_layer(
-                layer, self.dropout(forward_hidden), self.dropout(backward_hidden), mask,
-                initial_states[layer], workspace)
+            forward_state, backward_state = initial_states[layer]
+            # The directions are independent: each feeds only itself at the next layer.
+            forward_out, forward_state = self.forward_layers[layer](
+                self.dropout(forward_hidden), mask, forward_state, reverse=False)  # (B, T+2, P)
+            backward_out, backward_state = self.backward_layers[layer](
+                self.dropout(backward_hidden), mask, backward_state, reverse=True)  # (B, T+2, P)
             # Residual connection (bilm-tf wraps every layer but the first in a ResidualWrapper;
             # the first one's input is the context-free token embedding).
             if layer > 0 and self.config.use_skip_connections:
                 forward_out, backward_out = forward_out + forward_hidden, backward_out + backward_hidden
-            activations.append(torch.cat([forward_out, backward_out], dim=-1))  # (B, T+2, 2P)
-            final_states.append(states)
+            layers.append(torch.cat([forward_out, backward_out], dim=-1))  # (B, T+2, 2P)
+            final_states.append((forward_state, backward_state))
             forward_hidden, backward_hidden = forward_out, backward_out
-
-        if self.stateful:
-            self._save_states(final_states)
-        return {"activations": activations, "mask": mask}
-
-    def _bilstm_layer(self, layer: int, forward_input, backward_input, mask, states, workspace=None):
-        """The one place where the per-direction time loops run; directions are independent
-        (each feeds only itself at the next layer). A workspace (fast.gate_workspace) selects the
-        fast path."""
-        if workspace is not None:  # both directions in one batched, scripted loop
-            return fast.bilstm_layer(self.forward_layers[layer], self.backward_layers[layer],
-                                     forward_input, backward_input, mask, states, workspace)
-        forward_state, backward_state = states
-        forward_out, forward_state = self.forward_layers[layer](
-            forward_input, mask, forward_state, reverse=False)  # (B, T+2, P)
-        backward_out, backward_state = self.backward_layers[layer](
-            backward_input, mask, backward_state, reverse=True)  # (B, T+2, P)
-        return forward_out, backward_out, (forward_state, backward_state)
+        return layers, final_states
 
     def _needs_readable_path(self) -> bool:
         """The fast path writes into preallocated buffers (out=, in-place), which autograd cannot

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .characters import MAX_WORD_LENGTH
+
 # The character vocabulary is fixed by the byte encoding (see characters.py): 256 UTF-8 byte values
 # + 5 special characters = 261 ids, shifted by +1 so that 0 can mean "padding token".
 NUM_CHAR_IDS = 262
@@ -42,10 +44,24 @@ class ElmoConfig:
         # exists; both name the same vocabulary, which batch_to_ids fixes at NUM_CHAR_IDS ids.
         if self.n_characters not in (NUM_CHAR_IDS - 1, NUM_CHAR_IDS):
             raise ValueError(f"char_cnn.n_characters must be 261 or 262, got {self.n_characters}")
-        for name in ("projection_dim", "cell_size", "n_layers", "char_embedding_dim",
-                     "max_characters_per_token"):
+        for name in ("projection_dim", "cell_size", "n_layers", "char_embedding_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.n_highway < 0:
+            raise ValueError(f"char_cnn.n_highway must be >= 0, got {self.n_highway}")
+        # batch_to_ids writes exactly MAX_WORD_LENGTH character slots per token, <S> and </S>
+        # included; a model told otherwise would read ids laid out for another width.
+        if self.max_characters_per_token != MAX_WORD_LENGTH:
+            raise ValueError(f"char_cnn.max_characters_per_token must be {MAX_WORD_LENGTH} (the width "
+                             f"batch_to_ids writes), got {self.max_characters_per_token}")
+        too_wide = [width for width, _ in self.filters if width > self.max_characters_per_token]
+        if not self.filters or too_wide or any(w < 1 or n < 1 for w, n in self.filters):
+            raise ValueError(f"char_cnn.filters must be [width, count] pairs of positive integers, each "
+                             f"width at most {self.max_characters_per_token} characters, got {list(self.filters)}")
+        # A negative clip has no meaning (clamp(-c, c) with c < 0 is not a clip at all).
+        for name in ("cell_clip", "proj_clip"):
+            if getattr(self, name) is not None and not getattr(self, name) >= 0:
+                raise ValueError(f"lstm.{name} must be >= 0 (0 or null: no clipping), got {getattr(self, name)}")
 
     @property
     def num_filters(self) -> int:
@@ -59,7 +75,7 @@ class ElmoConfig:
         if not isinstance(options, dict):
             raise ValueError(f"{source}: expected a JSON object, got {type(options).__name__}")
 
-        def need(convert, section: str, *keys: str):
+        def need(check, section: str, *keys: str):
             value, path = options, ""
             for key in (section, *keys):
                 path = f"{path}.{key}" if path else key
@@ -67,30 +83,29 @@ class ElmoConfig:
                     raise ValueError(f"{source}: missing key '{path}'")
                 value = value[key]
             try:
-                return convert(value)
+                return check(value)
             except (TypeError, ValueError) as error:
                 raise ValueError(f"{source}: bad value {value!r} for '{path}' ({error})") from None
 
-        def clip(value):  # null or 0 in options.json means "no clipping"
-            return None if value is None else float(value)
-
-        def filters(value):
-            return tuple((int(width), int(count)) for width, count in value)
-
-        return cls(
-            projection_dim=need(int, "lstm", "projection_dim"),
-            cell_size=need(int, "lstm", "dim"),
-            n_layers=need(int, "lstm", "n_layers"),
-            cell_clip=need(clip, "lstm", "cell_clip"),
-            proj_clip=need(clip, "lstm", "proj_clip"),
-            use_skip_connections=need(bool, "lstm", "use_skip_connections"),
-            filters=need(filters, "char_cnn", "filters"),
-            n_highway=need(int, "char_cnn", "n_highway"),
-            char_embedding_dim=need(int, "char_cnn", "embedding", "dim"),
-            n_characters=need(int, "char_cnn", "n_characters"),
-            max_characters_per_token=need(int, "char_cnn", "max_characters_per_token"),
-            activation=need(str, "char_cnn", "activation"),
-        )
+        try:
+            return cls(
+                projection_dim=need(_integer, "lstm", "projection_dim"),
+                cell_size=need(_integer, "lstm", "dim"),
+                n_layers=need(_integer, "lstm", "n_layers"),
+                cell_clip=need(_clip, "lstm", "cell_clip"),
+                proj_clip=need(_clip, "lstm", "proj_clip"),
+                use_skip_connections=need(_boolean, "lstm", "use_skip_connections"),
+                filters=need(_filters, "char_cnn", "filters"),
+                n_highway=need(_integer, "char_cnn", "n_highway"),
+                char_embedding_dim=need(_integer, "char_cnn", "embedding", "dim"),
+                n_characters=need(_integer, "char_cnn", "n_characters"),
+                max_characters_per_token=need(_integer, "char_cnn", "max_characters_per_token"),
+                activation=need(_string, "char_cnn", "activation"),
+            )
+        except ValueError as error:
+            if str(error).startswith(source):
+                raise
+            raise ValueError(f"{source}: {error}") from None
 
     @classmethod
     def from_options_file(cls, path: str | Path) -> "ElmoConfig":
@@ -99,8 +114,8 @@ class ElmoConfig:
             raise FileNotFoundError(f"ELMo options file not found: {path}")
         try:
             options = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error})") from error
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
         return cls.from_options(options, source=str(path))
 
     def to_options(self) -> dict:
@@ -116,3 +131,41 @@ class ElmoConfig:
                          "max_characters_per_token": self.max_characters_per_token,
                          "activation": self.activation},
         }
+
+
+# Readers of options.json values. JSON has real booleans and numbers; a string such as "false" is
+# refused rather than converted (bool("false") is True).
+
+def _integer(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected a JSON integer, got {type(value).__name__}")
+    return value
+
+
+def _boolean(value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _string(value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _clip(value) -> float | None:
+    """null or 0 means no clipping."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number or null, got {type(value).__name__}")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("a clip must be a finite number >= 0 (0 or null: no clipping)")
+    return float(value)
+
+
+def _filters(value) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in value):
+        raise TypeError("expected a list of [width, count] pairs")
+    return tuple((_integer(width), _integer(count)) for width, count in value)

@@ -13,12 +13,11 @@ with the work reordered so that fewer, larger operations do it:
     a bounded workspace shared by the layers), not one per step. The backward direction reads
     each row reversed *within its own length*, so both directions step forward together and
     each step is one batched matmul (2, B, P) @ (2, P, 4C) for the pair.
-    Gates are reordered (i, f, o, g) so that one sigmoid covers three of them.
   - The time loop is TorchScript where available (less per-op overhead, which is most of the
     time for small models); where scripting fails it runs as the same plain Python function.
-Stacked weights are built on first use and cached on their module, keyed on every parameter's
-identity, storage and version counter: any change to a weight rebuilds them, so the fused copy
-can never silently go stale.
+Stacked weights are no copies: on first use the parameters they stack are moved into one buffer
+and become views of it (weights/fused.py says exactly what rebuilds it), so every write to a
+weight, `.data` included, is what the fast path reads.
 
 tests/unit/test_elmo_fast.py pins this path to the readable one within 1e-5 on padded batches,
 stateless and stateful.
@@ -31,17 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-def watched(module: nn.Module) -> bool:
-    """True when a forward hook is registered on `module`, on any submodule, or globally.
-
-    The fast path skips the calls of the modules it fuses, so their hooks would never fire; a
-    caller that sees True runs the readable path instead, where every module is called."""
-    from torch.nn.modules import module as module_lib
-
-    if module_lib._global_forward_hooks or module_lib._global_forward_pre_hooks:
-        return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
-
+from weights.fused import shared_storage, watched  # noqa: F401 (watched: BiLM asks fast.watched)
 
 # ---------------------------------------------------------------------------------- char CNN
 
@@ -100,11 +89,10 @@ def highway(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     weights, and the gate arithmetic runs in place on its output: at the released sizes these
     (N, K) passes cost as much as the matmuls when every one allocates a fresh tensor."""
     K = hidden.shape[1]
-    layers = _cached(module, "_fast_highway_cache", list(module.parameters()), lambda: [
-        (torch.cat([gate.weight, nonlinear.weight]).t().contiguous(),  # 2 x (K, K) -> (K, 2K)
-         torch.cat([gate.bias, nonlinear.bias]))  # 2 x (K,) -> (2K,)
-        for gate, nonlinear in zip(module.transform_gate, module.nonlinear)])
-    for weight, bias in layers:
+    for gate, nonlinear in zip(module.transform_gate, module.nonlinear):
+        storage = shared_storage(gate, "_fused_highway", (gate.weight, nonlinear.weight, gate.bias, nonlinear.bias))
+        weight = storage[:2 * K * K].view(2 * K, K).t()  # 2 x (K, K) -> (K, 2K), a view
+        bias = storage[2 * K * K:]  # 2 x (K,) -> (2K,)
         both = torch.addmm(bias, hidden, weight)  # (N, K) @ (K, 2K) -> (N, 2K)
         gate = both[:, :K].sigmoid_()  # t
         nonlinear = both[:, K:].relu_()
@@ -145,7 +133,7 @@ def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor,
                 proj_clip: float, workspace: torch.Tensor, chunk: int):
     """The time loop for both directions at once, time-major.
 
-    inputs (2, T, B, P); w_input (2, P, 4C) and bias (2, 1, 4C), gate order (i, f, o, g);
+    inputs (2, T, B, P); w_input (2, P, 4C) and bias (2, 1, 4C), gate order (i, f, g, o);
     mask (T, B) bool; all_active[t] is True when every row is real at step t; hidden (2, B, P);
     memory (2, B, C); hidden_to_gates (2, P, 4C); projection (2, C, P); a clip of 0 means no
     clipping; workspace: a flat buffer of 2 * (min(chunk, T) + 1) * B * 4C floats (gate_workspace);
@@ -158,9 +146,9 @@ def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor,
     step = workspace[workspace.numel() - 2 * B * 4 * C:].view(2, B, 4 * C)  # the last block: one step
     # Views of the step's gates, made once: every step writes the same memory, so at small sizes
     # (where per-op overhead is the cost) the loop does no slicing of its own.
-    sig = step.narrow(2, 0, 3 * C)  # i, f, o: one sigmoid for the three, (2, B, 3C)
-    input_gate, forget_gate, output_gate = step.narrow(2, 0, C), step.narrow(2, C, C), step.narrow(2, 2 * C, C)
-    candidate = step.narrow(2, 3 * C, C)  # g: (2, B, C)
+    input_and_forget = step.narrow(2, 0, 2 * C)  # i, f: one sigmoid for the two, (2, B, 2C)
+    input_gate, forget_gate = step.narrow(2, 0, C), step.narrow(2, C, C)
+    candidate, output_gate = step.narrow(2, 2 * C, C), step.narrow(2, 3 * C, C)  # g, o: (2, B, C)
     gates = workspace[:0].view(2, 0, 4 * C)
     for t in range(T):
         k = t % chunk
@@ -171,8 +159,9 @@ def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor,
         # W x_t + b, copied out of the chunk into the contiguous step block (a strided one would make
         # the next matmul run once per direction), then += U h_{t-1}: (2, B, P) @ (2, P, 4C).
         torch.add(gates.narrow(1, k * B, B), bias, out=step).baddbmm_(hidden, hidden_to_gates)
-        sig.sigmoid_()
+        input_and_forget.sigmoid_()
         candidate.tanh_()
+        output_gate.sigmoid_()
         new_memory = torch.addcmul(forget_gate * memory, input_gate, candidate)
         if cell_clip > 0:
             new_memory = new_memory.clamp_(-cell_clip, cell_clip)
@@ -202,35 +191,22 @@ def _script(fn):
 
 _compiled_recurrence = _script(_recurrence)
 
-def _cached(owner: nn.Module, name: str, params, build):
-    """build(), cached as a plain attribute of `owner` (never saved, never a parameter), keyed on
-    every parameter's identity, storage and version counter: any change to a weight (loading, an
-    optimizer step, a replaced parameter) rebuilds it, so a fused copy can never go stale."""
-    key = tuple((id(p), p.data_ptr(), p._version) for p in params)
-    cached = owner.__dict__.get(name)
-    if cached is None or cached[0] != key:
-        with torch.no_grad():
-            cached = (key, build())
-        owner.__dict__[name] = cached
-    return cached[1]
-
-
 def fused_weights(forward_cell: nn.Module, backward_cell: nn.Module):
-    """Both directions' weights stacked, gates reordered (i, f, g, o) -> (i, f, o, g):
-    input (2, P, 4C), bias (2, 1, 4C), hidden (2, P, 4C), projection (2, C, P). Cached on the
-    forward cell and rebuilt whenever any parameter of either cell changed."""
-    C = forward_cell.cell_size
-    order = torch.cat([torch.arange(0, 2 * C), torch.arange(3 * C, 4 * C), torch.arange(2 * C, 3 * C)])
-
-    def stack(get):
-        return torch.stack([get(forward_cell), get(backward_cell)]).contiguous()
-
-    return _cached(forward_cell, "_fast_bilstm_cache",
-                   [p for cell in (forward_cell, backward_cell) for p in cell.parameters()],
-                   lambda: (stack(lambda c: c.input_to_gates.weight[order].t()),  # (4C, P) -> (P, 4C)
-                            stack(lambda c: c.hidden_to_gates.bias[order].unsqueeze(0)),  # (4C,) -> (1, 4C)
-                            stack(lambda c: c.hidden_to_gates.weight[order].t()),  # (4C, P) -> (P, 4C)
-                            stack(lambda c: c.projection.weight.t())))  # (P, C) -> (C, P)
+    """Both directions' weights stacked, gate order (i, f, g, o) as in the cells: input (2, P, 4C),
+    bias (2, 1, 4C), hidden (2, P, 4C), projection (2, C, P). All are views of the storage the
+    cells' parameters themselves live in (weights/fused.py), so no write can leave them stale."""
+    C, P = forward_cell.cell_size, forward_cell.projection_dim
+    In = forward_cell.input_to_gates.in_features
+    cells = (forward_cell, backward_cell)
+    storage = shared_storage(forward_cell, "_fused_bilstm", [
+        *(c.input_to_gates.weight for c in cells), *(c.hidden_to_gates.weight for c in cells),
+        *(c.hidden_to_gates.bias for c in cells), *(c.projection.weight for c in cells)])
+    sizes = [2 * 4 * C * In, 2 * 4 * C * P, 2 * 4 * C, 2 * P * C]
+    w_input, w_hidden, bias, projection = storage.split(sizes)
+    return (w_input.view(2, 4 * C, In).transpose(1, 2),  # 2 x (4C, in) -> (2, in, 4C)
+            bias.view(2, 1, 4 * C),  # 2 x (4C,) -> (2, 1, 4C)
+            w_hidden.view(2, 4 * C, P).transpose(1, 2),  # 2 x (4C, P) -> (2, P, 4C)
+            projection.view(2, P, C).transpose(1, 2))  # 2 x (P, C) -> (2, C, P)
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -242,10 +218,29 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return x.gather(1, index.view(B, T, *([1] * (x.dim() - 2))).expand_as(x))
 
 
+def bilstm_stack(bilm: nn.Module, token_embedding: torch.Tensor, mask: torch.Tensor, initial_states):
+    """Drop-in for BiLM._bilstm_stack at inference (no dropout): token_embedding (B, T, P),
+    mask (B, T), initial_states per layer -> L layers (B, T, 2P) and each layer's final states.
+    One workspace serves every layer."""
+    B, T, _ = token_embedding.shape
+    workspace = gate_workspace(B, T, bilm.config.cell_size, token_embedding)
+    layers, final_states = [], []
+    inputs = (token_embedding, token_embedding)  # both directions read the token embedding
+    for layer, cells in enumerate(zip(bilm.forward_layers, bilm.backward_layers)):
+        *outputs, states = bilstm_layer(*cells, *inputs, mask, initial_states[layer], workspace)
+        if layer > 0 and bilm.config.use_skip_connections:  # residual, as in the readable stack
+            outputs = [output + previous for output, previous in zip(outputs, inputs)]  # not in place:
+            # the final hidden state is a view of the last step's output
+        layers.append(torch.cat(outputs, dim=-1))  # 2 x (B, T, P) -> (B, T, 2P)
+        final_states.append(states)
+        inputs = outputs
+    return layers, final_states
+
+
 def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_input: torch.Tensor,
                  backward_input: torch.Tensor, mask: torch.Tensor, states,
                  workspace: Optional[torch.Tensor] = None):
-    """Both directions of one layer: drop-in for the two readable loops in BiLM._bilstm_layer.
+    """Both directions of one layer: the two readable loops of one layer of BiLM._bilstm_stack.
 
     forward_input, backward_input (B, T, P); mask (B, T) bool, a prefix per row;
     states (forward, backward), each (hidden (B, P), memory (B, C)) or None for zeros;

@@ -150,11 +150,15 @@ class PoolingConfig:
             path = path / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"no sentence-transformers pooling config at {path}")
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return cls.from_dict(raw, source=str(path))
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "pooling config") -> PoolingConfig:
+        if not isinstance(raw, dict):
+            raise ValueError(f"{source}: expected a JSON object, got {type(raw).__name__}")
         # sentence-transformers >= 6 writes `embedding_dimension` and `pooling_mode` (a name or a
         # list); older files, all-MiniLM-L6-v2's included, write one boolean flag per mode.
         dim = raw.get("word_embedding_dimension", raw.get("embedding_dimension"))

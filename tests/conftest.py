@@ -26,7 +26,7 @@ def torch_single_thread():
     torch.set_num_threads(threads)
 
 
-# ----- bert-core: the BertModel and its transformers reference on all-MiniLM-L6-v2 --------------
+# ----- BertModel and its transformers reference on all-MiniLM-L6-v2 ------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +128,7 @@ def tiny_bilm():
     return minielmo.BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
 
 
-# ----- bert-sentence: tokenizer, pooling, SentenceEncoder, CLI -----------------------------------
+# ----- tokenizer, pooling, SentenceEncoder, CLI ---------------------------------------------------
 
 
 @pytest.fixture(scope="session")

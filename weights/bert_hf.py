@@ -88,6 +88,7 @@ def load_bert_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
     prefix = checkpoint_prefix(tensors)
     table = BERT_TABLE + (POOLER_TABLE if model.pooler is not None else [])
     rows = [Row(row.target, prefix + row.source, row.transform, row.legacy and prefix + row.legacy)
-            for row in expand_rows(table, model.config.num_hidden_layers)]
+            for row in expand_rows(table, i=range(model.config.num_hidden_layers))]
     ignored = IGNORED if model.pooler is not None else {**IGNORED, **POOLER_IGNORED}
-    return load_strict(model, tensors, rows, ignored, where=where)
+    return load_strict(model, tensors, rows, ignored, where=where,
+                       hint="Is it a checkpoint of another architecture?")

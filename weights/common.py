@@ -1,11 +1,12 @@
 """Finding, verifying and strictly loading checkpoints. Nothing here knows a model's key names;
-those live in the per-format tables (weights/bert_hf.py).
+those live in the per-format tables (weights/bert_hf.py, weights/elmo_hdf5.py).
 
 - `resolve` turns a name or a directory into a local directory. It never touches the network.
 - `sha256_of` / `verify_sha256` check a packaged file against the official revision's hash.
 - `read_safetensors` reads tensors without unpickling (we never call torch's pickle loader).
 - `Row` + `expand_rows` + `load_strict` copy tensors into a module from a declarative table and
-  return a `LoadReport`; anything unplanned (a missing, unexpected or mis-shaped tensor) raises.
+  return a `LoadReport`; anything unplanned (a missing, unexpected, mis-shaped, non-float or
+  non-finite tensor) raises. Both BERT and ELMo load through it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import importlib.util
+import itertools
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 # ----------------------------------------------------------------------------- locating
 
@@ -184,6 +188,20 @@ def verify_sha256(path: Path, expected: str) -> None:
 
 # ----------------------------------------------------------------------------- reading
 
+def read_json(path: Path, expected: type = dict):
+    """The value in a JSON side file (config.json, modules.json, tokenizer_config.json, ...). A
+    file that is not valid UTF-8 JSON, or whose top level is not of the `expected` type, raises
+    ValueError naming it."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(value, expected):
+        raise ValueError(f"{path}: expected a JSON {'object' if expected is dict else expected.__name__}, "
+                         f"got {type(value).__name__}")
+    return value
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a .safetensors file. Safetensors is a JSON header plus raw bytes: no code runs."""
     from safetensors import SafetensorError
@@ -199,6 +217,24 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- strict loading
 
+class without_random_init(TorchFunctionMode):
+    """`with without_random_init(): model = Model(config)` builds a model whose parameters are
+    left uninitialised, for a loader that overwrites every value next (load_strict fills all or
+    raises): drawing 22M random numbers takes longer than reading the checkpoint.
+
+    torch.nn.init's fillers hand every call to an active torch-function mode first; this mode
+    answers those calls by returning the tensor unfilled and runs every other function as usual.
+    Modes are per thread, so other threads building models meanwhile get their random init as
+    usual, and nothing global is patched. (Building on the meta device and then `to_empty()`
+    does the same, at ~40 ms more per model, spent in meta kernels written in Python.)"""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init" and func.__name__.endswith("_"):
+            return args[0] if args else kwargs["tensor"]  # the in-place fillers: uniform_, normal_, ...
+        return func(*args, **kwargs)
+
+
 def identity(tensor: torch.Tensor) -> torch.Tensor:
     """Source and target use the same layout."""
     return tensor
@@ -207,36 +243,41 @@ def identity(tensor: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Row:
     """One line of a key table: our parameter <- source key, through a named transform.
-    `{i}` in the patterns is the layer index. `legacy` is an older name of the same source tensor,
-    used when a file carries it instead of `source` (a file carrying both is refused)."""
+    `{name}` placeholders in the patterns are filled by `expand_rows`. `legacy` is an older name
+    of the same source tensor, used when a file carries it instead of `source` (a file carrying
+    both is refused)."""
     target: str
     source: str
     transform: Callable[[torch.Tensor], torch.Tensor] = identity
     legacy: str | None = None
 
 
-def expand_rows(rows: list[Row], num_layers: int) -> list[Row]:
-    """Replace {i} by 0..num_layers-1 (gpt-fast style); rows without {i} are kept as they are."""
+def expand_rows(rows: list[Row], **placeholders) -> list[Row]:
+    """Fill every `{name}` placeholder a row uses with each value in placeholders[name], over all
+    combinations (gpt-fast style); rows without placeholders are kept as they are. A value may be
+    a pair (ours, theirs) where the two sides spell it differently, as a direction's
+    ("forward", 0) does."""
     expanded = []
     for row in rows:
-        if "{i}" in row.target:
-            expanded += [Row(row.target.format(i=i), row.source.format(i=i), row.transform,
-                             row.legacy.format(i=i) if row.legacy else None) for i in range(num_layers)]
-        else:
-            expanded.append(row)
+        pattern = row.target + row.source + (row.legacy or "")
+        names = [name for name in placeholders if "{" + name + "}" in pattern]
+        for values in itertools.product(*(placeholders[name] for name in names)):
+            ours = {n: v[0] if isinstance(v, tuple) else v for n, v in zip(names, values)}
+            theirs = {n: v[1] if isinstance(v, tuple) else v for n, v in zip(names, values)}
+            expanded.append(Row(row.target.format(**ours), row.source.format(**theirs), row.transform,
+                                row.legacy.format(**theirs) if row.legacy else None))
     return expanded
 
 
 @dataclass
 class LoadReport:
+    """What a successful load did. A load that would leave a parameter unfilled, or a source
+    tensor neither used nor deliberately ignored, raises instead of returning a report."""
     loaded: dict[str, str] = field(default_factory=dict)        # our parameter -> source key
     ignored: dict[str, str] = field(default_factory=dict)       # source key -> why it is not used
-    missing: list[str] = field(default_factory=list)            # source keys the table needed but the file lacks
-    unexpected: list[str] = field(default_factory=list)         # source keys neither used nor ignored
 
     def __str__(self) -> str:
-        return (f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}, "
-                f"missing {len(self.missing)}, unexpected {len(self.unexpected)}")
+        return f"loaded {len(self.loaded)} tensors, ignored {len(self.ignored)}"
 
 
 def _with_source_in_file(row: Row, tensors: dict[str, torch.Tensor], where: str) -> Row:
@@ -251,12 +292,26 @@ def _with_source_in_file(row: Row, tensors: dict[str, torch.Tensor], where: str)
     return Row(row.target, row.legacy, row.transform)
 
 
+def check_values(key: str, tensor: torch.Tensor, where: str) -> None:
+    """Refuse what a float32 model cannot hold faithfully: integer or boolean tensors (a
+    quantised checkpoint would be silently cast, scale factors lost) and NaN or infinite values."""
+    if not tensor.dtype.is_floating_point:
+        raise ValueError(f"{where}: {key!r} holds {tensor.dtype} values, not floats; a quantised or "
+                         "integer checkpoint cannot be loaded into this float model")
+    if not torch.isfinite(tensor).all():
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise ValueError(f"{where}: {key!r} holds {bad} NaN or infinite values; the checkpoint is corrupted")
+
+
 def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], rows: list[Row],
-                ignored: dict[str, str], where: str = "checkpoint") -> LoadReport:
+                ignored: dict[str, str], where: str = "checkpoint", hint: str = "") -> LoadReport:
     """Copy `tensors` into `module` through the expanded `rows`; raise unless the match is exact.
 
     Every parameter/buffer of `module` must be the target of exactly one row; every source key
-    must be used by a row or match a glob pattern in `ignored` (pattern -> reason)."""
+    must be used by a row or match a glob pattern in `ignored` (pattern -> reason); every source
+    tensor must hold finite floats; every transformed tensor must have its target's shape.
+    `where` (the file) and `hint` (what a mismatch usually means) go into every error. Nothing
+    is copied unless everything fits, so a failure leaves the module as it was."""
     targets = dict(module.state_dict(keep_vars=True))
     row_targets = [row.target for row in rows]
     duplicated = sorted({t for t in row_targets if row_targets.count(t) > 1})
@@ -267,32 +322,34 @@ def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], rows:
                            f"no row for {unplanned}, rows for non-parameters {unknown}")
 
     rows = [_with_source_in_file(row, tensors, where) for row in rows]
-    report = LoadReport()
     used = {row.source for row in rows}
+    ignored_here, unexpected = {}, []
     for key in tensors:
         if key in used:
             continue
         reason = next((why for pattern, why in ignored.items() if fnmatch.fnmatchcase(key, pattern)), None)
         if reason is None:
-            report.unexpected.append(key)
+            unexpected.append(key)
         else:
-            report.ignored[key] = reason
-    report.missing = [row.source for row in rows if row.source not in tensors]
-    if report.missing or report.unexpected:
-        raise ValueError(
-            f"{where} does not match this model ({report}).\n"
-            f"missing keys: {report.missing}\nunexpected keys: {report.unexpected}\n"
-            "Is it a checkpoint of another architecture?"
-        )
+            ignored_here[key] = reason
+    missing = [row.source for row in rows if row.source not in tensors]
+    if missing or unexpected:
+        raise ValueError(f"{where} does not match this model.\nmissing keys: {missing}\n"
+                         f"unexpected keys: {unexpected}\n{hint}".rstrip())
 
-    values = {row.target: row.transform(tensors[row.source]) for row in rows}
-    for row in rows:  # check every shape before copying anything, so a failure leaves no half-loaded model
+    values = {}
+    for row in rows:  # check everything before copying anything
+        check_values(row.source, tensors[row.source], where)
+        try:
+            values[row.target] = row.transform(tensors[row.source])
+        except (ValueError, RuntimeError, IndexError) as error:
+            raise ValueError(f"{where}: {row.source!r} of shape {tuple(tensors[row.source].shape)} "
+                             f"does not fit our parameter {row.target!r} ({error})") from None
         ours, theirs = targets[row.target].shape, values[row.target].shape
         if ours != theirs:
-            raise ValueError(
-                f"shape mismatch: {where} key {row.source!r} has shape {tuple(theirs)} but our "
-                f"parameter {row.target!r} has shape {tuple(ours)}"
-            )
+            raise ValueError(f"shape mismatch: {where} key {row.source!r} gives shape {tuple(theirs)} "
+                             f"but our parameter {row.target!r} has shape {tuple(ours)}. {hint}".rstrip())
+    report = LoadReport(ignored=ignored_here)
     with torch.no_grad():
         for row in rows:
             targets[row.target].copy_(values[row.target])  # in place: keeps our Parameters (and dtype)

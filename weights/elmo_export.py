@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from weights.elmo_convert import save_converted
+from weights.elmo_hdf5 import save_converted
 
 TF_FORGET_BIAS = 1.0  # TF's LSTMCell adds this to the forget gate at run time (forget_bias=1.0)
 DIRECTIONS = ("forward", "backward")
@@ -108,7 +108,7 @@ def export_hdf5(bilm, out_dir, weights_name: str = "weights.hdf5") -> tuple[Path
 
 def export(bilm, out_dir) -> dict[str, Path]:
     """Both formats into one folder: options.json, weights.hdf5 (released layout) and
-    model.safetensors (our parameter names, as weights.elmo_convert writes)."""
+    model.safetensors (our parameter names, as weights.elmo_hdf5.save_converted writes)."""
     options_path, hdf5_path = export_hdf5(bilm, out_dir)
     _, safetensors_path = save_converted(bilm, out_dir)
     return {"options": options_path, "hdf5": hdf5_path, "safetensors": safetensors_path}

@@ -11,8 +11,8 @@ from minibert.verify import assert_layers_close
 
 # Max-abs tolerance on real MiniLM, float32 CPU. Two correct float32 implementations differ here
 # by up to ~3e-6 (measured on this batch: 3.0e-6 worst hidden state, 1.7e-6 worst attention
-# prob, 1.6e-7 pooler), from different summation orders in LayerNorm and matmul. 1e-5 is the
-# issue's bar, ~3x that noise.
+# prob, 1.6e-7 pooler), from different summation orders in LayerNorm and matmul. 1e-5 is ~3x
+# that noise.
 MINILM_ATOL = 1e-5
 MINILM_RTOL = 0.0  # max-abs is the contract; a relative term would loosen it on large activations
 

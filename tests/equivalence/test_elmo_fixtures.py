@@ -16,7 +16,7 @@ from minielmo import BiLM, batch_to_ids
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 # allennlp 0.9.0 met these files at atol 1e-6 (float32, one network of width 16-64); we measure
-# ~1.2e-6 on the biLM and ~1e-6 on the char encoder. 1e-5 is the bound: an order of
+# ~1.2e-6 on the biLM and ~1e-6 on the char encoder. 1e-5 is an order of
 # magnitude above float32 accumulation noise, far below any real error (a wrong gate order or
 # a missing forget bias moves outputs by >1e-2).
 TF_BILM_ATOL = 1e-5

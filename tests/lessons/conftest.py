@@ -16,8 +16,7 @@ def lesson_out(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def lesson_run(lesson_out):
-    from lessons import LESSONS
-    from lessons.__main__ import run_lessons
+    from lessons.__main__ import lesson_names, run_lessons
 
     # One intra-op thread, as the shared conftest's torch_single_thread does for other areas: on
     # the shared 2-core machines the second thread mostly waits (see tests/conftest.py). The
@@ -27,7 +26,7 @@ def lesson_run(lesson_out):
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            results = run_lessons(list(LESSONS), lesson_out)
+            results = run_lessons(lesson_names(), lesson_out)
     finally:
         torch.set_num_threads(threads)
     return results, printed.getvalue()

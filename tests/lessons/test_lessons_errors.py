@@ -19,16 +19,27 @@ def _fails(capsys, argv, *needles):
     return err
 
 
+def _usage_error(capsys, argv, *needles):
+    """argparse's own errors: usage line, then 'error: ...', exit status 2."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: " in err and "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
 def test_unknown_lesson(capsys, tmp_path):
-    _fails(capsys, ["no-such-lesson", "--out", str(tmp_path)], "unknown lesson 'no-such-lesson'",
-           "static-vs-contextual")
+    _usage_error(capsys, ["no-such-lesson", "--out", str(tmp_path)], "invalid choice: 'no-such-lesson'",
+                 "static-vs-contextual")
 
 
 def test_unknown_lesson_in_a_real_process(tmp_path):
     done = subprocess.run([sys.executable, "-m", "lessons", "nope", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert "unknown lesson 'nope'" in done.stderr and "Traceback" not in done.stderr
+    assert "invalid choice: 'nope'" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_output_folder_under_a_file(capsys, tmp_path):
@@ -64,12 +75,21 @@ def test_elmo_word_without_prepared_sentences(capsys, tmp_path):
 
 
 def test_option_the_lesson_does_not_take(capsys, tmp_path):
-    _fails(capsys, ["similarity", "--out", str(tmp_path), "--word", "bank"],
-           "lesson 'similarity' takes no --word")
+    _usage_error(capsys, ["similarity", "--out", str(tmp_path), "--word", "bank"], "unrecognized arguments: --word")
 
 
 def test_options_with_all(capsys, tmp_path):
-    _fails(capsys, ["all", "--out", str(tmp_path), "--query", "x"], "'all' runs every lesson")
+    _usage_error(capsys, ["all", "--out", str(tmp_path), "--query", "x"], "unrecognized arguments: --query")
+
+
+def test_every_lesson_has_its_own_help(capsys):
+    from lessons.__main__ import lesson_names
+
+    for name in lesson_names():
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+        assert "--out" in capsys.readouterr().out
 
 
 def test_attention_head_out_of_range(capsys, tmp_path):

@@ -12,13 +12,28 @@ from minielmo.__main__ import main
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
-def test_default_model_says_it_is_a_tiny_test_model(capsys):
-    main(["The cat sat .", "Hi"])
+def test_fixture_model_says_it_is_a_tiny_test_model(capsys):
+    main(["--model", "fixture", "The cat sat .", "Hi"])
     out = capsys.readouterr().out
     assert "TINY TEST MODEL" in out
     for k in range(3):
         assert f"layer {k}: " in out and "shape (2, 4, 32)" in out
     assert out.count("  [1]             Hi  ") == 3  # one vector per layer
+
+
+def test_default_is_the_trained_small_model(capsys):
+    main(["The bank approved my loan ."])
+    out = capsys.readouterr().out
+    assert minielmo.DEFAULT_MODEL == "small"
+    assert "trained from scratch" in out and "TINY TEST MODEL" not in out
+    for k in range(3):
+        assert f"layer {k}: " in out and "shape (1, 6, 256)" in out  # 2 x projection 128
+
+
+def test_model_and_options_cannot_be_combined():
+    with pytest.raises(SystemExit):
+        main(["--model", "fixture", "--options", str(minielmo.FIXTURE_OPTIONS),
+              "--weights", str(minielmo.FIXTURE_WEIGHTS), "x"])
 
 
 def test_npz_holds_every_layer_without_boundaries(tmp_path, capsys):
@@ -39,7 +54,7 @@ def test_npz_holds_every_layer_without_boundaries(tmp_path, capsys):
 
 def test_reads_stdin(monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("one two\n\nthree\n"))
-    main(["-", "--max-dims", "0"])
+    main(["-", "--model", "fixture", "--max-dims", "0"])
     out = capsys.readouterr().out
     assert "shape (2, 2, 32)" in out and " ..." not in out
 

@@ -1,4 +1,4 @@
-"""weights/elmo_hdf5.py and weights/elmo_convert.py: transforms, strictness, errors, conversion."""
+"""weights/elmo_hdf5.py and minielmo/convert.py: transforms, strictness, errors, conversion."""
 
 import json
 import shutil
@@ -15,8 +15,9 @@ from safetensors.torch import load_file, save_file
 
 import minielmo
 from minielmo import BiLM, batch_to_ids
+from minielmo.convert import convert
 from weights import elmo_hdf5
-from weights.elmo_convert import convert, save_converted
+from weights.elmo_hdf5 import save_converted
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -31,41 +32,42 @@ def tiny_config():
 
 
 def test_gate_reorder_and_forget_bias():
-    cfg = tiny_config()
-    C = cfg.cell_size
-    tf_bias = np.concatenate([np.full(C, v, np.float32) for v in (1.0, 2.0, 3.0, 4.0)])  # i j f o
-    torch_bias = elmo_hdf5.lstm_bias(tf_bias, cfg)
+    C = tiny_config().cell_size
+    tf_bias = torch.cat([torch.full((C,), v) for v in (1.0, 2.0, 3.0, 4.0)])  # i j f o
+    torch_bias = elmo_hdf5.lstm_bias(tf_bias)
     # (i, f + 1.0, j, o): forget gate moved to second place and given TF's run-time +1.0.
-    np.testing.assert_array_equal(torch_bias[::C], [1.0, 4.0, 2.0, 4.0])
-    np.testing.assert_array_equal(tf_bias[::C], [1.0, 2.0, 3.0, 4.0])  # input not modified
+    assert torch_bias[::C].tolist() == [1.0, 4.0, 2.0, 4.0]
+    assert tf_bias[::C].tolist() == [1.0, 2.0, 3.0, 4.0]  # input not modified
 
 
 def test_lstm_kernel_split_input_rows_first():
     cfg = tiny_config()
     P, C = cfg.projection_dim, cfg.cell_size
-    kernel = np.zeros((2 * P, 4 * C), np.float32)
+    kernel = torch.zeros(2 * P, 4 * C)
     kernel[:P] = 1.0  # rows acting on x_t
-    assert elmo_hdf5.lstm_input_weights(kernel, cfg).shape == (4 * C, P)
-    assert (elmo_hdf5.lstm_input_weights(kernel, cfg) == 1).all()
-    assert (elmo_hdf5.lstm_hidden_weights(kernel, cfg) == 0).all()
+    assert elmo_hdf5.lstm_input_weights(kernel, projection_dim=P).shape == (4 * C, P)
+    assert (elmo_hdf5.lstm_input_weights(kernel, projection_dim=P) == 1).all()
+    assert (elmo_hdf5.lstm_hidden_weights(kernel, projection_dim=P) == 0).all()
 
 
 def test_char_embedding_and_conv_kernel_layouts():
-    cfg = tiny_config()
-    table = np.arange(261 * 4, dtype=np.float32).reshape(261, 4)
-    padded = elmo_hdf5.char_embedding_with_pad_row(table, cfg)
+    table = torch.arange(261 * 4, dtype=torch.float32).reshape(261, 4)
+    padded = elmo_hdf5.char_embedding_with_pad_row(table)
     assert padded.shape == (262, 4) and (padded[0] == 0).all() and (padded[1:] == table).all()
-    kernel = np.random.default_rng(0).normal(size=(1, 3, 4, 16)).astype(np.float32)  # 1, w, E, K
-    torch_kernel = elmo_hdf5.conv_kernel_tf_to_torch(kernel, cfg)
+    kernel = torch.randn(1, 3, 4, 16, generator=torch.Generator().manual_seed(0))  # 1, w, E, K
+    torch_kernel = elmo_hdf5.conv_kernel_tf_to_torch(kernel)
     assert torch_kernel.shape == (16, 4, 3)
     assert torch_kernel[5, 2, 1] == kernel[0, 1, 2, 5]  # [out, in, position]
 
 
 def test_fixture_loads_every_parameter_and_every_dataset():
-    model = BiLM(tiny_config())
-    report = elmo_hdf5.load_hdf5_into(model, minielmo.FIXTURE_WEIGHTS)
-    assert sorted(report["loaded"]) == sorted(name for name, _ in model.named_parameters())
-    assert report["missing"] == [] and report["ignored"] == []
+    model = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    assert sorted(model.load_report.loaded) == sorted(model.state_dict())
+    with h5py.File(minielmo.FIXTURE_WEIGHTS) as file:
+        datasets = set()
+        file.visititems(lambda name, item: datasets.add(name) if isinstance(item, h5py.Dataset) else None)
+    assert set(model.load_report.loaded.values()) == datasets  # every dataset used, none ignored
+    assert model.load_report.ignored == {}
 
 
 @pytest.mark.parametrize("language", ["es", "fr", "it"])
@@ -100,7 +102,8 @@ def test_missing_hdf5_dataset_names_dataset_and_file(tmp_path):
     options, weights = copy_fixture(tmp_path)
     with h5py.File(weights, "r+") as file:
         del file["CNN_high_1/b_carry"]
-    with pytest.raises(ValueError, match=r"lm_weights\.hdf5: dataset 'CNN_high_1/b_carry' is missing"):
+    with pytest.raises(ValueError, match=r"lm_weights\.hdf5 does not match this model\.\nmissing keys: "
+                                         r"\['CNN_high_1/b_carry'\]"):
         BiLM.from_files(options, weights)
 
 
@@ -116,7 +119,7 @@ def test_options_missing_key(tmp_path, section, key):
 def test_options_disagreeing_with_weight_shapes(tmp_path):
     options, weights = copy_fixture(tmp_path)
     edit_options(options, lambda d: d["lstm"].update(projection_dim=32))
-    with pytest.raises(ValueError, match=r"'CNN_proj/W_proj' gives shape \(16, 124\) but model "
+    with pytest.raises(ValueError, match=r"'CNN_proj/W_proj' gives shape \(16, 124\) but our "
                                          r"parameter 'char_cnn.projection.weight' has shape \(32, 124\)"):
         BiLM.from_files(options, weights)
 
@@ -124,14 +127,14 @@ def test_options_disagreeing_with_weight_shapes(tmp_path):
 def test_options_with_fewer_layers_than_the_file(tmp_path):
     options, weights = copy_fixture(tmp_path)
     edit_options(options, lambda d: d["char_cnn"].update(n_highway=1))
-    with pytest.raises(ValueError, match=r"datasets \['CNN_high_1/W_carry'.*are not used"):
+    with pytest.raises(ValueError, match=r"unexpected keys: \['CNN_high_1/W_carry'"):
         BiLM.from_files(options, weights)
 
 
 def test_options_with_more_layers_than_the_file(tmp_path):
     options, weights = copy_fixture(tmp_path)
     edit_options(options, lambda d: d["lstm"].update(n_layers=3))
-    with pytest.raises(ValueError, match=r"dataset 'RNN_0/RNN/MultiRNNCell/Cell2/LSTMCell/W_0' is missing"):
+    with pytest.raises(ValueError, match=r"missing keys: \['RNN_0/RNN/MultiRNNCell/Cell2/LSTMCell/W_0'"):
         BiLM.from_files(options, weights)
 
 
@@ -190,18 +193,18 @@ def test_converted_options_round_trip_and_strict_safetensors(tmp_path):
     tensors.pop("char_cnn.projection.bias")
     tensors["extra.weight"] = torch.zeros(1)
     save_file(tensors, str(tmp_path / "bad.safetensors"))
-    missing = r"bad\.safetensors: tensors \['char_cnn\.projection\.bias'\] are missing"
+    missing = r"bad\.safetensors does not match this model\.\nmissing keys: \['char_cnn\.projection\.bias'\]"
     with pytest.raises(ValueError, match=missing):
         BiLM.from_files(options, tmp_path / "bad.safetensors")
     tensors["char_cnn.projection.bias"] = torch.zeros(16)
     save_file(tensors, str(tmp_path / "extra.safetensors"))
-    with pytest.raises(ValueError, match=r"tensors \['extra\.weight'\] are not parameters"):
+    with pytest.raises(ValueError, match=r"unexpected keys: \['extra\.weight'\]"):
         BiLM.from_files(options, tmp_path / "extra.safetensors")
 
 
 def test_convert_command_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "weights.elmo_convert", str(minielmo.FIXTURE_OPTIONS),
+        [sys.executable, "-m", "minielmo.convert", str(minielmo.FIXTURE_OPTIONS),
          str(tmp_path / "missing.hdf5"), str(tmp_path / "out")],
         cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and "weight file not found" in result.stderr
@@ -257,10 +260,8 @@ def test_other_sizes_load_from_options_alone(tmp_path):
                             "max_characters_per_token": 50, "activation": "tanh"}}
     (tmp_path / "options.json").write_text(json.dumps(options))
     write_tf_layout_hdf5(tmp_path / "weights.hdf5", options)
-    model = BiLM(minielmo.ElmoConfig.from_options(options))
-    report = elmo_hdf5.load_hdf5_into(model, tmp_path / "weights.hdf5")
-    assert sorted(report["loaded"]) == sorted(name for name, _ in model.named_parameters())
     bilm = BiLM.from_files(tmp_path / "options.json", tmp_path / "weights.hdf5")
+    assert sorted(bilm.load_report.loaded) == sorted(bilm.state_dict())
     with torch.no_grad():
         out = bilm(batch_to_ids(SENTENCES))
     assert [tuple(layer.shape) for layer in out["activations"]] == [(3, 6, 16)] * 4
