@@ -22,7 +22,6 @@ pre-tokenized input.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import torch
 from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as RustTokenizer
 
+from weights.common import read_json
 from tokenizers.models import WordPiece
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
@@ -76,17 +76,6 @@ def _check_unicode(texts: list[str], name: str, start: int = 0) -> None:
             )
 
 
-def _read_json_object(path: Path) -> dict:
-    """A JSON file holding one object, else a ValueError that names the file."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
-
-
 def _bert_normalizer(config: dict) -> normalizers.BertNormalizer:
     """BertNormalizer from tokenizer_config.json's flags, with transformers' BertTokenizer defaults.
 
@@ -109,7 +98,7 @@ def _transformers_class(directory: Path, config: dict) -> str | None:
     name = config.get("tokenizer_class")
     model_config_file = directory / "config.json"
     if name is None and model_config_file.is_file():
-        model_config = _read_json_object(model_config_file)
+        model_config = read_json(model_config_file)
         name = model_config.get("tokenizer_class") or ("BertTokenizer" if model_config.get("model_type") == "bert" else None)
     return name.removesuffix("Fast") if isinstance(name, str) else None
 
@@ -149,7 +138,7 @@ class Tokenizer:
 
             directory = resolve(name_or_dir)
         config_file = directory / "tokenizer_config.json"
-        config = _read_json_object(config_file) if config_file.is_file() else {}
+        config = read_json(config_file) if config_file.is_file() else {}
         pad_token = _token_text(config.get("pad_token", "[PAD]"))
         # transformers uses a huge sentinel (int(1e30)) when the config names no limit; we use None.
         model_max_length = config.get("model_max_length")

@@ -173,13 +173,3 @@ def test_non_utf8_command_line_bytes_are_a_clear_error_not_a_traceback(argv, tmp
     assert "Traceback" not in err
     assert "lone surrogate '\\udce9' at character 3" in err
 
-
-def test_elmo_convert_runs_as_a_module_without_a_runpy_warning(tmp_path):
-    import minielmo
-
-    result = subprocess.run(
-        [sys.executable, "-W", "error::RuntimeWarning", "-m", "minielmo.convert",
-         str(minielmo.FIXTURE_OPTIONS), str(minielmo.FIXTURE_WEIGHTS), str(tmp_path / "out")],
-        cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "RuntimeWarning" not in result.stderr and (tmp_path / "out" / "model.safetensors").is_file()

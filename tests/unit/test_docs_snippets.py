@@ -26,6 +26,7 @@ SNIPPET_TIMEOUT_S = 600  # loading MiniLM and the ELMo fixture takes ~10 s; the 
 # Commands the README shows that this test does not run, each with the reason.
 NOT_RUN = {
     "python -m pytest -q": "the test suite itself, which this test is part of",
+    "python -m lessons <lesson> -h": "a placeholder for any lesson's name; the lessons' tests run their help",
     "python -m lessons all": "runs every lesson (minutes); tests/lessons/ runs each lesson",
     "python -m lessons attention --out /tmp/l": "a full lesson (about a minute); tests/lessons/ runs it",
     "python -m bench": "the full speed bench (tens of minutes)",
@@ -33,8 +34,8 @@ NOT_RUN = {
     "python -m bench.profile": "profiles both models (minutes)",
     "python -m bench.memory": "encodes 50,000 long texts (tens of minutes on 2 cores)",
     'python -m minibert verify "some text"': "needs the test extra; tests/unit/test_bert_verify.py runs it",
-    "python -m weights.elmo_convert options.json weights.hdf5 OUT_DIR":
-        "placeholders for the user's files; tests/unit/test_elmo_weights.py converts the fixture",
+    "python -m minielmo.convert options.json weights.hdf5 OUT_DIR":
+        "placeholders for the user's files; the ELMo weight tests convert the fixture",
     "python -m minibert encode --file texts.txt --out vectors.npy":
         "needs the user's texts.txt; tests/unit/test_cli.py runs encode on a file",
     "python -m minibert similarity --file texts.txt": "needs the user's texts.txt; tests/unit/test_cli.py runs it",
@@ -106,7 +107,7 @@ RUN = {
     "python -m minielmo --help": None,
     "python -m minibert --help": None,
     "python -m minibert encode --help": None,
-    "python -m lessons --list": None,
+    "python -m lessons -h": None,
     'echo "one sentence per line" | python -m minielmo -': "one sentence per line\n",
 }
 

@@ -382,7 +382,7 @@ def test_corrupt_tokenizer_json_is_a_value_error_naming_the_file(minilm_dir, tmp
 def test_corrupt_tokenizer_config_is_a_value_error_naming_the_file(minilm_dir, tmp_path):
     shutil.copy(minilm_dir / "tokenizer.json", tmp_path / "tokenizer.json")
     (tmp_path / "tokenizer_config.json").write_text('{"do_lower_case": tru')
-    with pytest.raises(ValueError, match=r"tokenizer_config.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"tokenizer_config.json is not valid JSON"):
         Tokenizer.from_pretrained(tmp_path)
     (tmp_path / "tokenizer_config.json").write_text("null")
     with pytest.raises(ValueError, match=r"tokenizer_config.json: expected a JSON object, got NoneType"):
