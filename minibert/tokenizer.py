@@ -29,8 +29,9 @@ import torch
 from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
 from tokenizers import Tokenizer as RustTokenizer
 
-from weights.common import read_json
 from tokenizers.models import WordPiece
+
+from weights.common import read_json
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
 RETURN_TENSORS = ("pt", "np", None)
