@@ -31,7 +31,7 @@ SENTENCES = [
 SENSES = ["money", "money", "river", "river"]
 WORD = "bank"
 # The page must show the Python API's numbers. JSON carries each float exactly and JavaScript's
-# String(number) round-trips it, so the real difference is 0; 1e-5 is the bound.
+# String(number) round-trips it, so the real difference is 0; 1e-5 is the bound the lab promises.
 PAGE_ATOL = 1e-5
 # The visible text is the value with 3 decimals: half a unit in the last place, plus float slack.
 SHOWN_ATOL = 5e-4 + 1e-9
@@ -120,7 +120,7 @@ def test_every_cosine_matrix_on_the_page_equals_the_python_api(page, expected):
         assert abs(float(c["text"]) - want) <= SHOWN_ATOL, c
         seen.add((c["rep"], c["i"], c["j"]))
     assert len(seen) == len(cells)
-    # all of the representations are there
+    # every representation the lab offers is there
     keys = set(matrices)
     assert {"glove", "bert-input", "elmo-0", "elmo-1", "elmo-2", "elmo-mix", "sentence"} <= keys
     assert {f"bert-{i}" for i in range(1, 7)} <= keys
