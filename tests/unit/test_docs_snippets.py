@@ -39,6 +39,11 @@ NOT_RUN = {
     "python -m minibert encode --file texts.txt --out vectors.npy":
         "needs the user's texts.txt; tests/unit/test_cli.py runs encode on a file",
     "python -m minibert similarity --file texts.txt": "needs the user's texts.txt; tests/unit/test_cli.py runs it",
+    "python -m minielmo.corpus --out corpus":
+        "needs the train extra and two Debian packages; builds 4.3 M words (a minute)",
+    "python -m minielmo.train --corpus corpus --out elmo_run --size small --tokens 4300000 --seed 0":
+        "an hour of training; tests/unit/test_elmo_train.py trains a tiny model through the same code",
+    "python -m minielmo.evaluate": "needs a training run's checkpoint and the corpus",
 }
 
 
