@@ -29,6 +29,7 @@ body, the number and length of sentences, and runs the models under one lock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import signal
@@ -560,6 +561,20 @@ def make_server(lab: Lab, host: str = "127.0.0.1", port: int = 0, quiet: bool = 
     server = server_class((host, port), handler)
     server.daemon_threads = True  # Ctrl-C does not wait for a slow client
     return server
+
+
+@contextlib.contextmanager
+def serving(lab: Lab, host: str = "127.0.0.1", port: int = 0, quiet: bool = True):
+    """Serve `lab` from a background thread for the duration of a `with` block (a notebook or a
+    test keeps its own thread free); yields the server, whose address() is the page's URL."""
+    server = make_server(lab, host, port, quiet=quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def address(server: ThreadingHTTPServer) -> str:

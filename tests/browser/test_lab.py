@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,12 +50,8 @@ def lab(torch_single_thread):
 
 @pytest.fixture(scope="module")
 def url(lab):
-    server = lab_module.make_server(lab, "127.0.0.1", 0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield lab_module.address(server)
-    server.shutdown()
-    server.server_close()
+    with lab_module.serving(lab) as server:
+        yield lab_module.address(server)
 
 
 def _wait(driver, script: str, what: str):

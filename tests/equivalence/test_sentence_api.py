@@ -34,16 +34,6 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def ours():
-    return SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
-
-
-@pytest.fixture(scope="module")
-def reference(minilm_dir):
-    return SentenceTransformer(str(minilm_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def expected(ours):
     return ours.encode(TEXTS)
 

@@ -42,16 +42,6 @@ CORPUS = SEED_SENTENCES + [
 
 
 @pytest.fixture(scope="module")
-def ours():
-    return SentenceEncoder.from_pretrained("all-MiniLM-L6-v2")
-
-
-@pytest.fixture(scope="module")
-def reference(minilm_dir):
-    return SentenceTransformer(str(minilm_dir), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def reference_vectors(reference):
     # One text per batch: the reference vectors do not depend on batching, and this avoids padding
     # every text to the long one's 256 word pieces (the slow part of this file on 2 shared cores).

@@ -42,12 +42,8 @@ def lab(torch_single_thread):
 
 @pytest.fixture(scope="module")
 def server(lab):
-    server = lab_module.make_server(lab, "127.0.0.1", 0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with lab_module.serving(lab) as running:
+        yield running
 
 
 def request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
