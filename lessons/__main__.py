@@ -29,7 +29,7 @@ def _elmo_layers(out, args):
 
 def _attention(out, args):
     from . import attention
-    return attention.lesson(out, sentences=args.sentence, layer=args.layer, head=args.head)
+    return attention.lesson(out, sentences=args.sentence, layer=args.layer, head=args.head, pairs=args.pair)
 
 
 def _similarity(out, args):
@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(lessons, "attention", _attention,
             "BERT attention heads: heatmaps, entropy, roles over WordNet sentences, explorer")
     p.add_argument("--sentence", action="append", help="your own sentence (repeat it for several in the explorer)")
+    p.add_argument("--pair", nargs=2, action="append", metavar=("FIRST", "SECOND"),
+                   help="a sentence pair for the explorer, drawn with segment colours (repeatable)")
     p.add_argument("--layer", type=int, help="layer (1-based) of the head whose Q·K scores are shown")
     p.add_argument("--head", type=int, help="head (1-based) whose Q·K scores are shown")
 

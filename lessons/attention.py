@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minibert.attention import explore
+
 from . import data, plots, stats, wordnet
 from .common import DEFAULT_MODEL, LessonError, format_table, load_bert
-from .explorer import write_explorer
 
 DEFAULT_SENTENCE = data.ZERO_SHOT_TEXT
 ROLES = ("[CLS]", "[SEP]", "previous", "next", "self")
@@ -109,37 +110,24 @@ def corpus_role_mass(sentences: list[str], batch: int = 32) -> np.ndarray:
     return np.stack(found)
 
 
-def write_explorer_for(sentence: str, path: Path) -> Path:
-    """Only the HTML explorer, for one sentence."""
-    found = measure(sentence)
-    return write_explorer(path, tokens=found["tokens"], attentions=found["probs"], sentence=sentence,
-                          model_name=DEFAULT_MODEL, entropy=found["entropy"], roles=found["roles"])
-
-
-def write_explorer_page(sentences: list[str], found: dict, roles: list[list[str]], path: Path) -> Path:
-    """The explorer for every sentence when minibert.attention.explore is there, else for the
-    first sentence through lessons.explorer."""
-    try:
-        from minibert.attention import explore
-    except ImportError:
-        explore = None
-    if explore is not None:
-        model, tokenizer = load_bert()
-        page = explore(model, tokenizer, sentences, model_name=DEFAULT_MODEL,
-                       head_labels=[roles] * len(sentences))
-        return Path(page.save(path))
-    if len(sentences) > 1:
-        print(f"  (this explorer shows one sentence: the first of the {len(sentences)})")
-    return write_explorer(path, tokens=found["tokens"], attentions=found["probs"], sentence=sentences[0],
-                          model_name=DEFAULT_MODEL, entropy=found["entropy"], roles=roles)
+def write_explorer_page(texts: list, roles: list[list[str]], path: Path) -> Path:
+    """The offline explorer (minibert.attention.explore) for every text: a sentence, or a
+    (first, second) pair drawn with segment colours. Each head is labelled with its role over the
+    WordNet sentences."""
+    model, tokenizer = load_bert()
+    page = explore(model, tokenizer, texts, model_name=DEFAULT_MODEL, head_labels=[roles] * len(texts))
+    return Path(page.save(path))
 
 
 def lesson(out: Path, sentences: list[str] | None = None, layer: int | None = None,
-           head: int | None = None, seed: int = SEED) -> dict:
+           head: int | None = None, seed: int = SEED, pairs: list[tuple[str, str]] | None = None) -> dict:
     # %% 1. One sentence through the model: word pieces, attention, entropy per head
-    sentences = sentences or [DEFAULT_SENTENCE]
-    if any(not s.strip() for s in sentences):
-        raise LessonError("a --sentence is empty")
+    pairs = [tuple(pair) for pair in pairs or []]
+    sentences = sentences or ([] if pairs else [DEFAULT_SENTENCE])
+    if any(not s.strip() for s in sentences) or any(not s.strip() for pair in pairs for s in pair):
+        raise LessonError("a --sentence or --pair text is empty")
+    explorer_texts = list(sentences) + pairs
+    sentences = sentences or [pairs[0][0]]  # the tables below follow one sentence
     model, tokenizer = load_bert()
     L, H = model.config.num_hidden_layers, model.config.num_attention_heads
     for name, value, limit in [("--layer", layer, L), ("--head", head, H)]:
@@ -197,7 +185,7 @@ def lesson(out: Path, sentences: list[str] | None = None, layer: int | None = No
     written = (_plot_layers(probs, tokens, entropy, out) + _plot_entropy(entropy, T, out)
                + _plot_roles(mass, roles, len(corpus), out)
                + _plot_qk(scores, probs[layer - 1, head - 1], tokens, layer - 1, head - 1, out))
-    html = write_explorer_page(sentences, found, roles, out / "attention_explorer.html")
+    html = write_explorer_page(explorer_texts, roles, out / "attention_explorer.html")
     written.append(html)
     print(f"wrote {html}\nOpen it in a browser: pick a layer and head, hover a token to see where it attends.")
     return {"tokens": tokens, "probs": probs, "entropy": entropy, "mass": mass, "mass_ci": (low, high),

@@ -35,18 +35,18 @@ import re
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import torch
+
+from minibert.attention import explore
 
 from .common import (
     DEFAULT_MODEL, LessonError, bert_word_vectors, cosine_matrix, elmo_word_vectors, find_word,
@@ -372,25 +372,11 @@ class Lab:
     def explorer_html(self, sentence: str) -> str:
         """The self-contained attention explorer page for one sentence."""
         sentence = check_sentence(sentence, "the sentence")
-        try:
-            from minibert.attention import explore
-        except ImportError:  # before minibert.attention: the lessons' own writer
-            explore = None
         with self.lock:
-            if explore is not None:
-                try:
-                    return explore(self.bert, self.tokenizer, [sentence], model_name=DEFAULT_MODEL).html
-                except ValueError as error:  # e.g. more word pieces than the page draws
-                    raise LabError(f"cannot draw the explorer: {error}") from None
-            from .attention import measure
-            from .explorer import write_explorer
-
-            found = measure(sentence)
-            with tempfile.TemporaryDirectory() as folder:
-                path = write_explorer(Path(folder) / "explorer.html", tokens=found["tokens"],
-                                      attentions=found["probs"], sentence=sentence, model_name=DEFAULT_MODEL,
-                                      entropy=found["entropy"], roles=found["roles"])
-                return path.read_text(encoding="utf-8")
+            try:
+                return explore(self.bert, self.tokenizer, [sentence], model_name=DEFAULT_MODEL).html
+            except ValueError as error:  # e.g. more word pieces than the page draws
+                raise LabError(f"cannot draw the explorer: {error}") from None
 
     def info(self) -> dict:
         """What the page needs before the first comparison: limits, models, an example."""

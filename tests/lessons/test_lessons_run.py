@@ -301,3 +301,18 @@ def test_attention_on_own_sentence_and_chosen_head(tmp_path, monkeypatch):
     assert (result["qk_layer"], result["qk_head"]) == (2, 5)
     assert result["softmax_max_abs_diff"] <= SOFTMAX_RECOMPUTE_ATOL
     assert result["explorer"].exists() and "Bats sleep by day." in result["explorer"].read_text()
+
+
+def test_attention_explorer_bakes_sentences_and_pairs_from_the_command_line(tmp_path, monkeypatch):
+    from lessons import plots
+    from lessons.__main__ import main
+
+    monkeypatch.setattr(plots, "pyplot", lambda: None)  # numbers and explorer only, faster
+    main(["attention", "--out", str(tmp_path), "--sentence", "Bats sleep by day.",
+          "--pair", "The bank raised its rates.", "Savers were pleased."])
+    page = (tmp_path / "attention_explorer.html").read_text(encoding="utf-8")
+    # The page's data holds one entry per text: the sentence, then the pair as one text of two
+    # segments (token type 0 for the first sentence's pieces, 1 for the second's).
+    assert page.count('{"text":') == 2
+    assert '"text":"Bats sleep by day."' in page
+    assert '"text":["The bank raised its rates.","Savers were pleased."]' in page

@@ -29,6 +29,8 @@ NOT_RUN = {
     "python -m lessons <lesson> -h": "a placeholder for any lesson's name; the lessons' tests run their help",
     "python -m lessons all": "runs every lesson (minutes); tests/lessons/ runs each lesson",
     "python -m lessons attention --out /tmp/l": "a full lesson (about a minute); tests/lessons/ runs it",
+    'python -m lessons attention --sentence "..." --pair "First." "Second."':
+        "a placeholder sentence; tests/lessons/test_lessons_run.py runs --sentence and --pair",
     "python -m bench": "the full speed bench (tens of minutes)",
     "python -m bench --quick": "tests/unit/test_bench_quick.py runs it",
     "python -m bench.profile": "profiles both models (minutes)",
