@@ -119,7 +119,7 @@ def contextual_neighbours(bilm: BiLM, queries: list[list[str]], pool: list[list[
 
 def load_run(run: Path) -> tuple[BiLM, SharedSoftmax, dict]:
     """The biLM and softmax of a training checkpoint (minielmo.train writes run/checkpoint.pt)."""
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
     config = ElmoConfig(**{k: tuple(map(tuple, v)) if k == "filters" else v for k, v in state["config"].items()})
     bilm = BiLM(config)
     bilm.load_state_dict(state["bilm"])

@@ -247,7 +247,9 @@ def train(corpus: Path, out: Path, size: str, total_tokens: int, seed: int, resu
     step, tokens, epoch, batch_in_epoch, elapsed_before = 0, 0, 0, 0, 0.0
 
     if resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, weights_only=False)
+        # weights_only: tensors, numbers, strings and containers only; a checkpoint is never
+        # unpickled as arbitrary objects.
+        state = torch.load(checkpoint_path, weights_only=True)
         if state["size"] != size or state["seed"] != seed:
             raise SystemExit(f"{checkpoint_path} was written with size {state['size']} seed "
                              f"{state['seed']}, not size {size} seed {seed}")

@@ -85,8 +85,8 @@ def test_resumed_run_equals_an_uninterrupted_run(corpus, tmp_path):
     resumed = training.train(corpus, tmp_path / "split", "tiny", 6000, seed=1, resume=True,
                              checkpoint_every=2, eval_sentences=10)
     assert resumed["step"] == whole["step"] and resumed["tokens"] == whole["tokens"]
-    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["bilm"]
-    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["bilm"]
+    a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["bilm"]
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["bilm"]
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
     log = (tmp_path / "whole" / "train_log.jsonl").read_text().splitlines()
