@@ -7,7 +7,7 @@ uses "tiny") and a batch of about TOKENS_PER_BATCH targets, as training batches 
 
 "Matmul-bound" is the time the step's matrix products alone would take at the fp32 rates
 measured in the same run (bench/ceiling.py's method): the forward multiply-adds per token from
-`minielmo.train.forward_macs_per_token`, times 3 for forward + backward (two products per
+`minielmo.cost.forward_macs_per_token`, times 3 for forward + backward (two products per
 forward one), the LSTM's recurrent and cell-to-projection products at the rate of a (B, P) @ (P,
 4C) matmul (one time step: small M), everything else at the rate of the hoisted input product
 (all positions at once). The share is matmul-bound time / measured time.
@@ -102,7 +102,7 @@ def matmul_rate(m: int, k: int, n: int, min_time: float, repeats: int) -> float:
 
 
 def bench_elmo_train(settings, log) -> dict:
-    from minielmo import train
+    from minielmo import cost
 
     size = "tiny" if settings.quick else "small"
     batch, length = (4, 5) if settings.quick else (160, 18)  # 160 x 19 targets ~ TOKENS_PER_BATCH
@@ -117,7 +117,7 @@ def bench_elmo_train(settings, log) -> dict:
     positions = batch * (length + 2)
     big = matmul_rate(positions, P, 4 * C, settings.min_time, settings.repeats)
     small = matmul_rate(batch, P, 4 * C, settings.min_time, settings.repeats)
-    macs = train.forward_macs_per_token(config, vocab_size)
+    macs = cost.forward_macs_per_token(config, vocab_size)
     # LSTM multiply-adds per token: input product (P x 4C) at the big rate; recurrent (P x 4C) and
     # cell-to-projection (C x P) at the one-time-step rate.
     per_direction_layer = {"input": P * 4 * C, "recurrent": P * 4 * C + C * P}

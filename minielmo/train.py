@@ -320,73 +320,6 @@ def export_model(bilm: BiLM, folder: Path) -> dict:
     return export(bilm.eval(), folder)
 
 
-def forward_macs_per_token(config: ElmoConfig, vocab_size: int, tail_shares=(0.12, 0.044)) -> dict:
-    """Multiply-adds per token of one forward pass, by component (a training step costs about 3x:
-    the backward pass computes two products per forward one). `tail_shares` are the fractions of
-    targets in the adaptive softmax's two tail clusters (measured on the training text: 12% of
-    running words have frequency ranks 2,000-10,000 and 4.4% ranks 10,000-30,000)."""
-    W, E, P, C, K = (config.max_characters_per_token, config.char_embedding_dim,
-                     config.projection_dim, config.cell_size, config.num_filters)
-    char_cnn = sum(count * width * E * (W - width + 1) for width, count in config.filters)
-    highway = config.n_highway * 2 * K * K
-    lstm = 2 * config.n_layers * ((P + P) * 4 * C + C * P)  # 2 directions; input + recurrent + W_P
-    head, tails = (2000, [8000, vocab_size - 10000]) if vocab_size > 12000 else (vocab_size, [])
-    softmax = P * (head + len(tails))
-    for k, (share, size) in enumerate(zip(tail_shares, tails)):
-        reduced = P // 4 ** (k + 1)
-        softmax += share * (P * reduced + reduced * size)
-    parts = {"char_cnn": char_cnn, "highway": highway, "projection": K * P, "lstm": lstm,
-             "softmax (both directions)": 2 * softmax}
-    parts["total"] = sum(parts.values())
-    return parts
-
-
-def matmul_ceiling(rows: int, inner: int, cols: int, repeats: int = 20) -> float:
-    """FLOP/s of a plain float32 matmul at a shape the biLM uses (the rate no step can beat)."""
-    a, b = torch.randn(rows, inner), torch.randn(inner, cols)
-    torch.mm(a, b)
-    begin = time.perf_counter()
-    for _ in range(repeats):
-        torch.mm(a, b)
-    return 2 * rows * inner * cols * repeats / (time.perf_counter() - begin)
-
-
-def measure(size: str, vocab_size: int = 30000, steps: int = 4, batch: int = 160, length: int = 18) -> None:
-    """Training tokens/s for one size, with the adaptive and with a full softmax (random data)."""
-    torch.manual_seed(0)
-    config = SIZES[size]
-    words = [["w%d" % (i * 7 % 997) for i in range(length)] for _ in range(batch)]
-    vocab = Vocabulary([BOS, EOS, UNK] + ["w%d" % i for i in range(vocab_size - 3)])
-    char_ids, word_ids = tensors_for(words, vocab)
-    for name in ("adaptive", "full"):
-        bilm = BiLM(config, dropout=DROPOUT)
-        softmax = SharedSoftmax(config.projection_dim, vocab_size)
-        if name == "full":
-            full = nn.Linear(config.projection_dim, vocab_size)
-            softmax.forward = lambda h, t: nn.functional.cross_entropy(full(h), t, reduction="sum")
-            params = list(bilm.parameters()) + list(full.parameters())
-        else:
-            params = list(bilm.parameters()) + list(softmax.parameters())
-        optimizer = torch.optim.Adam(params)
-        times = []
-        for _ in range(steps):
-            begin = time.perf_counter()
-            f, b, n = bilm_nll(bilm, softmax, char_ids, word_ids, nn.Dropout(DROPOUT))
-            optimizer.zero_grad()
-            ((f + b) / (2 * n)).backward()
-            optimizer.step()
-            times.append(time.perf_counter() - begin)
-        best = min(times[1:])
-        print(f"{size} {name:8} softmax: {n / best:,.0f} training tokens/s "
-              f"({n} targets per step, {best * 1000:.0f} ms)")
-    macs = forward_macs_per_token(config, vocab_size)
-    step_flop = 3 * 2 * macs["total"]  # forward + backward, 2 FLOP per multiply-add
-    ceiling = matmul_ceiling(batch * (length + 2), 2 * config.projection_dim, 4 * config.cell_size)
-    print("forward multiply-adds per token: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in macs.items()))
-    print(f"training FLOP per token ~{step_flop / 1e6:.1f}M; matmul ceiling at the LSTM input shape "
-          f"{ceiling / 1e9:.1f} GFLOP/s -> at most {ceiling / step_flop:,.0f} training tokens/s")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m minielmo.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -401,6 +334,8 @@ def main(argv=None) -> None:
                         help="only measure training tokens/s (adaptive vs full softmax) and exit")
     args = parser.parse_args(argv)
     if args.measure:
+        from .cost import measure
+
         measure(args.size)
         return
     corpus = Path(args.corpus)

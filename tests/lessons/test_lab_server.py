@@ -36,11 +36,6 @@ SENSES = ["money", "river", "money", "river"]
 
 
 @pytest.fixture(scope="module")
-def lab(torch_single_thread):
-    return lab_module.Lab()
-
-
-@pytest.fixture(scope="module")
 def server(lab):
     with lab_module.serving(lab) as running:
         yield running
