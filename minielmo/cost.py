@@ -1,12 +1,13 @@
 """What one training step of the biLM costs: multiply-adds per token by component, the float32
 matmul ceiling at the biLM's own shapes, and measured training tokens/s with the adaptive and with
-a full softmax. `python -m minielmo.train --measure --size small` prints all three; the shipped
+a full softmax. `python -m minielmo.cost --size small` prints all three; the shipped
 size and softmax were chosen from them (docs/elmo_model_card.md), and bench/elmo_train.py reuses
 the count to report a step's share of the matmul-bound rate.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import torch
@@ -82,3 +83,18 @@ def measure(size: str, vocab_size: int = 30000, steps: int = 4, batch: int = 160
     print("forward multiply-adds per token: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in macs.items()))
     print(f"training FLOP per token ~{step_flop / 1e6:.1f}M; matmul ceiling at the LSTM input shape "
           f"{ceiling / 1e9:.1f} GFLOP/s -> at most {ceiling / step_flop:,.0f} training tokens/s")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m minielmo.cost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="small", choices=sorted(SIZES))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    measure(args.size)
+
+
+if __name__ == "__main__":
+    main()

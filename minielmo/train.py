@@ -21,7 +21,7 @@ NOTE (deviation): bilm-tf trains on fixed windows of 20 tokens cut from a token 
 the LSTM state from window to window; we train on whole sentences with a zero start state, which
 is how the stateless BiLM is used at inference. bilm-tf uses a sampled softmax (8192 samples) and
 Adagrad (lr 0.2); we use torch's AdaptiveLogSoftmaxWithLoss (exact, and faster than a full
-softmax at our vocabulary size: see `python -m minielmo.train --measure`) and Adam.
+softmax at our vocabulary size: see `python -m minielmo.cost`) and Adam.
 
 The file reads top to bottom: sizes -> data -> batches -> loss -> step -> checkpoint -> export
 (OUT/model/: options.json + weights.hdf5 as bilm-tf released, and model.safetensors).
@@ -330,14 +330,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--measure", action="store_true",
-                        help="only measure training tokens/s (adaptive vs full softmax) and exit")
     args = parser.parse_args(argv)
-    if args.measure:
-        from .cost import measure
-
-        measure(args.size)
-        return
     corpus = Path(args.corpus)
     for name in ("train.txt", "heldout.txt", "vocab.txt"):
         if not (corpus / name).is_file():
