@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import fast
+from . import fast, fast_grad
 from .characters import BOS_CHAR_IDS, EOS_CHAR_IDS
 from .config import NUM_CHAR_IDS, ElmoConfig
 
@@ -149,10 +149,10 @@ class BiLM(nn.Module):
         super().__init__()
         self.config = config
         self.stateful = stateful
-        # True runs the same maths through minielmo/fast.py (batched, scripted, inference only;
-        # pinned to the readable modules by tests/unit/test_elmo_fast.py) when no gradient is
-        # needed, no dropout is active and no forward hook watches a module. False always runs
-        # the modules below step by step.
+        # True runs the same maths through a fast path unless a forward hook watches a module:
+        # minielmo/fast.py (batched, scripted, inference only) when no gradient is needed and no
+        # dropout is active, else minielmo/fast_grad.py (differentiable, for training). Both are
+        # pinned to the readable modules by tests. False always runs the modules below step by step.
         self.fast_path = True
         # Dropout on the input of every LSTM layer while training, as bilm-tf's DropoutWrapper
         # (input_keep_prob = 1 - dropout) does; inactive in eval mode.
@@ -224,10 +224,13 @@ class BiLM(nn.Module):
         mask = positions.unsqueeze(0) < (lengths + 2).unsqueeze(1)  # (B, T+2)
 
         initial_states = self._initial_states(B)
-        use_fast = self.fast_path and not self._needs_readable_path()
-        if use_fast:  # the same maths, batched and scripted: minielmo/fast.py
+        path = self._path()
+        if path == "inference":  # the same maths, batched and scripted: minielmo/fast.py
             token_embedding = fast.char_cnn(self.char_cnn, with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
             lstm_layers, final_states = fast.bilstm_stack(self, token_embedding, mask, initial_states)
+        elif path == "training":  # the same maths with hand-written backward passes: fast_grad.py
+            token_embedding = fast_grad.char_cnn(self.char_cnn, with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
+            lstm_layers, final_states = fast_grad.bilstm_stack(self, token_embedding, mask, initial_states)
         else:
             token_embedding = self.char_cnn(with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
             lstm_layers, final_states = self._bilstm_stack(token_embedding, mask, initial_states)
@@ -258,14 +261,20 @@ class BiLM(nn.Module):
             forward_hidden, backward_hidden = forward_out, backward_out
         return layers, final_states
 
-    def _needs_readable_path(self) -> bool:
-        """The fast path writes into preallocated buffers (out=, in-place), which autograd cannot
-        differentiate, and it fuses away the module calls that hooks and dropout act on. So the
-        readable modules run whenever a gradient could flow to a parameter, dropout is active, or
-        a forward hook watches a module."""
+    def _path(self) -> str:
+        """Which code computes this call: "readable" (the modules above, step by step), "inference"
+        (fast.py) or "training" (fast_grad.py).
+
+        Both fast paths fuse away the module calls that forward hooks act on, so a watched model
+        (or fast_path=False) runs the readable modules. The inference path writes into
+        preallocated buffers (out=, in-place), which autograd cannot differentiate, and has no
+        dropout; so whenever a gradient could flow to a parameter or dropout is active, the
+        training path runs instead."""
+        if not self.fast_path or fast.watched(self):
+            return "readable"
         wants_grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
         dropping = self.training and self.dropout.p > 0
-        return wants_grad or dropping or fast.watched(self)
+        return "training" if wants_grad or dropping else "inference"
 
     def _initial_states(self, B: int) -> list:
         """Per layer: ((hidden, memory) forward, (hidden, memory) backward), None meaning zeros."""

@@ -1,5 +1,6 @@
-"""The biLM under autograd: the fast path is inference-only, so with a gradient wanted the
-readable modules run, every parameter gets a gradient, and the values equal the no-grad path."""
+"""The biLM under autograd: with a gradient wanted the training path runs (fast_grad.py; its
+own tests compare it with the readable modules), every parameter gets a gradient, and the values
+equal the no-grad inference path."""
 
 import pytest
 import torch
