@@ -5,7 +5,8 @@ P projection · C cell · 2 directions (forward, backward)
 
 Same maths as `CharCNN` and `LstmCellWithProjection` (Peters et al. 2018 §3.4; Sak et al. 2014),
 with the work reordered so that fewer, larger operations do it:
-  - CharCNN: each convolution is one matmul over unfolded character windows
+  - CharCNN: the padding columns after the batch's longest word are skipped (trim_fill: the
+    windows there are all equal), and each convolution is one matmul over unfolded character windows
     (n*(W-w+1), w*E) @ (w*E, K_i), on chunks of n tokens small enough that the outputs are
     max-pooled while still in cache (PyTorch's conv1d is slow for channels this few).
   - Highway: each layer's gate and nonlinear matmuls as one, the gate arithmetic in place.
@@ -43,10 +44,26 @@ CNN_CHUNK_BYTES = 4 * 2**20
 AMAX_MIN_COLUMNS = 32
 
 
+def trim_fill(char_ids: torch.Tensor, widest: int) -> torch.Tensor:
+    """char_ids (N, W) -> its first W' columns, with exactly the same max-pooled convolutions.
+
+    Every token ends in a run of one fill id (padding after </w>; 0 for a padded token). Past the
+    last column where any token differs from its own fill, each token's windows all read the same
+    characters, so they all give the same convolution values: one such window per width gives
+    the max over all of them. Real words are much shorter than W = 50, so this skips most of the
+    padding columns."""
+    W = char_ids.shape[1]
+    differs = (char_ids != char_ids[:, -1:]).any(dim=0).nonzero()  # columns where some token is not yet at its fill
+    last = int(differs[-1]) + 1 if len(differs) else 0
+    return char_ids[:, :min(W, last + widest)]  # every width keeps at least one all-fill window
+
+
 def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
     """Drop-in for `cnn(char_ids)` (a bilm.CharCNN): char_ids (B, T, W) -> (B, T, P)."""
-    B, T, W = char_ids.shape
-    flat = char_ids.reshape(B * T, W)  # (B, T, W) -> (B*T, W)
+    B, T, _ = char_ids.shape
+    widest = max(conv.kernel_size[0] for conv in cnn.convs)
+    flat = trim_fill(char_ids.reshape(B * T, -1), widest)  # (B, T, W) -> (B*T, W'), W' <= W
+    W = flat.shape[1]
     E = cnn.char_embedding.embedding_dim
     K = sum(conv.out_channels for conv in cnn.convs)
     chunk = min(B * T, 1024, max(16, CNN_CHUNK_BYTES // (4 * W * K)))

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .fast import reverse_within_length
+from .fast import reverse_within_length, trim_fill
 
 # Tokens per chunk of the convolution's forward pass: one chunk's window matrix and outputs stay
 # near this many bytes, small enough to be max-pooled while still in cache (as in fast.py).
@@ -103,20 +103,6 @@ def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
     features = [activation(ConvMaxPool.apply(chars, conv.weight) + conv.bias) for conv in cnn.convs]
     token = cnn.projection(cnn.highway(torch.cat(features, dim=-1)))  # (N, K) -> (N, P)
     return token.view(B, T, -1)  # (N, P) -> (B, T, P)
-
-
-def trim_fill(char_ids: torch.Tensor, widest: int) -> torch.Tensor:
-    """char_ids (N, W) -> its first W' columns, with exactly the same max-pooled convolutions.
-
-    Every token ends in a run of one fill id (padding after </w>; 0 for a padded token). Past the
-    last column where any token differs from its own fill, each token's windows all read the same
-    characters, so they all give the same convolution values: one such window per width gives
-    the max over all of them. Real words are much shorter than W = 50, so this skips most of the
-    padding, in the forward and in the backward pass."""
-    W = char_ids.shape[1]
-    differs = (char_ids != char_ids[:, -1:]).any(dim=0).nonzero()  # columns where some token is not yet at its fill
-    last = int(differs[-1]) + 1 if len(differs) else 0
-    return char_ids[:, :min(W, last + widest)]  # every width keeps at least one all-fill window
 
 
 # ---------------------------------------------------------------------------------- biLSTM

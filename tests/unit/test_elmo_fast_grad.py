@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import minielmo
-from minielmo import BiLM, ElmoConfig, batch_to_ids, fast_grad
+from minielmo import BiLM, ElmoConfig, batch_to_ids, fast, fast_grad
 
 # Same float32 maths in a different order (hoisted matmuls, weight gradients summed over all steps
 # at once): only rounding differs, as between the inference fast path and the readable one.
@@ -124,11 +124,12 @@ def test_a_frozen_char_cnn_still_trains_the_lstm(padded_batch):
 
 @pytest.mark.parametrize("longest", [3, 30, 60])  # trimmed a lot, a little, not at all (cut to 48)
 def test_padding_columns_are_skipped_exactly(longest):
+    """Both fast paths skip the all-padding character columns (fast.trim_fill); the result is exact."""
     bilm = random_bilm()
     char_ids = batch_to_ids([["a", "x" * longest, "bc"], ["de"]])
     B, T, W = char_ids.shape
     widest = max(width for width, _ in RANDOM.filters)
-    trimmed = fast_grad.trim_fill(char_ids.reshape(B * T, W), widest)
+    trimmed = fast.trim_fill(char_ids.reshape(B * T, W), widest)
     assert trimmed.shape[1] == min(W, min(longest, W - 2) + 2 + widest)  # <w>, the word, </w>, one window
     ours = fast_grad.char_cnn(bilm.char_cnn, char_ids)
     ours.sum().backward()
