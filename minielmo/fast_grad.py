@@ -50,7 +50,7 @@ class ConvMaxPool(torch.autograd.Function):
         K_i, _, w = weight.shape
         L = W - w + 1
         # (K_i, E, w) -> (E*w, K_i): unfold lays a window out E-major, w-minor, as the weight is.
-        kernel = weight.reshape(K_i, E * w).t()
+        kernel = weight.reshape(K_i, E * w).t()  # (K_i, E, w) -> (K_i, E*w) -> (E*w, K_i)
         values = chars.new_empty(N, K_i)
         index = torch.empty(N, K_i, dtype=torch.long, device=chars.device)
         chunk = max(1, CNN_CHUNK_BYTES // (4 * L * max(E * w, K_i)))
@@ -77,18 +77,18 @@ class ConvMaxPool(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             # Every run of w rows, as rows of a (N*W - w + 1, w*E) view (no copy; runs that cross
             # into the next token are never selected), then the winners, filter-major: (K_i*N, w*E).
-            runs = chars.reshape(-1).as_strided((N * W - w + 1, w * E), (E, 1))
-            seen = runs.index_select(0, first.t().reshape(-1)).view(K_i, N, w * E)
+            runs = chars.reshape(-1).as_strided((N * W - w + 1, w * E), (E, 1))  # (N, W, E) -> (N*W-w+1, w*E)
+            seen = runs.index_select(0, first.t().reshape(-1)).view(K_i, N, w * E)  # (K_i*N, w*E) -> (K_i, N, w*E)
             # sum_n grad[n, k] * window[n, k]: (K_i, 1, N) @ (K_i, N, w*E) -> (K_i, 1, w*E)
-            summed = torch.bmm(grad.t().unsqueeze(1), seen).view(K_i, w, E)
+            summed = torch.bmm(grad.t().unsqueeze(1), seen).view(K_i, w, E)  # (K_i, 1, w*E) -> (K_i, w, E)
             grad_weight = summed.transpose(1, 2)  # (K_i, w, E) -> (K_i, E, w), the weight's layout
         if ctx.needs_input_grad[0]:
             grad_rows = chars.new_zeros(N * W, E)
             rows = first.view(-1)  # (N*K_i,)
             for j in range(w):  # tap j of every winner: grad[n, k] * weight[k, :, j] into row first + j
                 spread = grad.unsqueeze(-1) * weight[:, :, j]  # (N, K_i, 1) * (K_i, E) -> (N, K_i, E)
-                grad_rows.index_add_(0, rows + j, spread.view(-1, E))
-            grad_chars = grad_rows.view(N, W, E)
+                grad_rows.index_add_(0, rows + j, spread.view(-1, E))  # (N, K_i, E) -> (N*K_i, E)
+            grad_chars = grad_rows.view(N, W, E)  # (N*W, E) -> (N, W, E)
         return grad_chars, grad_weight
 
 
@@ -201,7 +201,8 @@ class BiLstmLayer(torch.autograd.Function):
         _, T, B, In = inputs.shape
         C, P = memory0.shape[-1], hidden0.shape[-1]
         all_active = mask.all(dim=1).tolist()  # one bool per step
-        # W x_t + b for every step in one matmul per direction: (2, T*B, In) @ (2, In, 4C)
+        # W x_t + b for every step in one matmul per direction: (2, T*B, In) @ (2, In, 4C), then
+        # (2, T*B, 4C) -> (2, T, B, 4C)
         gates = torch.baddbmm(bias, inputs.reshape(2, T * B, In), w_input).view(2, T, B, 4 * C)
         cells, tanh_cells, cell_outputs = (inputs.new_empty(2, T, B, C) for _ in range(3))
         outputs = inputs.new_empty(2, T, B, P)
@@ -231,12 +232,12 @@ class BiLstmLayer(torch.autograd.Function):
         previous_hidden = torch.cat([hidden0.unsqueeze(1), outputs[:, :-1]], dim=1)  # (2, T, B, P)
         dG = grad_gates.view(2, T * B, 4 * C)  # (2, T, B, 4C) -> (2, T*B, 4C)
         # Summed over every step at once: sum_t a_t^T d_t as one (X, T*B) @ (T*B, Y) matmul each.
-        grad_w_input = torch.bmm(dG.transpose(1, 2), inputs.reshape(2, T * B, In))  # (2, 4C, In)
-        grad_w_hidden = torch.bmm(dG.transpose(1, 2), previous_hidden.view(2, T * B, P))  # (2, 4C, P)
+        grad_w_input = torch.bmm(dG.transpose(1, 2), inputs.reshape(2, T * B, In))  # (2, 4C, T*B) @ (2, T*B, In)
+        grad_w_hidden = torch.bmm(dG.transpose(1, 2), previous_hidden.view(2, T * B, P))  # (2, 4C, T*B) @ (2, T*B, P)
         grad_bias = dG.sum(dim=1)  # (2, 4C)
         grad_w_projection = torch.bmm(grad_projected.view(2, T * B, P).transpose(1, 2),
-                                      cell_outputs.view(2, T * B, C))  # (2, P, C)
-        grad_inputs = torch.bmm(dG, w_input.transpose(1, 2)).view(2, T, B, In)  # (2, T*B, In)
+                                      cell_outputs.view(2, T * B, C))  # (2, P, T*B) @ (2, T*B, C)
+        grad_inputs = torch.bmm(dG, w_input.transpose(1, 2)).view(2, T, B, In)  # (2, T*B, In) -> (2, T, B, In)
         per_direction = [(grad_w_input[d], grad_w_hidden[d], grad_bias[d], grad_w_projection[d]) for d in (0, 1)]
         return (grad_inputs, None, grad_hidden0, grad_memory0, None, None,
                 *per_direction[0], *per_direction[1])
