@@ -6,9 +6,11 @@ positions · B batch · T steps · In LSTM input · P projection · C cell · 2 
 Same maths as `CharCNN` and `LstmCellWithProjection` (Peters et al. 2018 §3.4), differentiable, with
 backpropagation written out by hand where autograd's op-by-op version wastes most of the work:
 
-  - Convolution + max-pool over character positions: the max passes each (token, filter)
-    gradient to ONE window, so the backward pass gathers those windows instead of multiplying
-    the full (N*L, w*E) window matrix by a gradient that is zero almost everywhere.
+  - Convolution + max-pool over character positions, as unfolded matmuls (Conv1d's own
+    backward pass is slow at E = 16 channels): the forward pass runs in cache-sized chunks and
+    keeps only each max and where it was, not the (N*L, w*E) window matrix autograd would keep;
+    the backward pass puts each gradient back at its window and runs the two products as matmuls.
+    Both skip the padding columns past the batch's longest word (fast.trim_fill).
   - The biLSTM layer, both directions at once: backpropagation through time (the LSTM gradients
     of Greff et al. 2017, "LSTM: A Search Space Odyssey", appendix; with clipping and the
     projection of Sak et al. 2014). The time loop does only what must be sequential: per step,
@@ -70,25 +72,22 @@ class ConvMaxPool(torch.autograd.Function):
         chars, weight, index = ctx.saved_tensors
         N, W, E = chars.shape
         K_i, _, w = weight.shape
-        # Viewed as (N*W, E) rows, the window of token n starting at position p is the block of w
-        # consecutive rows from n*W + p: one contiguous run of w*E floats.
-        first = index + W * torch.arange(N, device=index.device).unsqueeze(1)  # (N, K_i): each winner's first row
+        L = W - w + 1
+        # The max passed each (token, filter) gradient to one position: the convolution's output
+        # gradient is zero elsewhere. (N, K_i) -> (N, L, K_i)
+        grad_convolved = chars.new_zeros(N, L, K_i).scatter_(1, index.unsqueeze(1), grad.unsqueeze(1))
+        grad_convolved = grad_convolved.view(N * L, K_i)  # (N, L, K_i) -> (N*L, K_i)
         grad_chars = grad_weight = None
         if ctx.needs_input_grad[1]:
-            # Every run of w rows, as rows of a (N*W - w + 1, w*E) view (no copy; runs that cross
-            # into the next token are never selected), then the winners, filter-major: (K_i*N, w*E).
-            runs = chars.reshape(-1).as_strided((N * W - w + 1, w * E), (E, 1))  # (N, W, E) -> (N*W-w+1, w*E)
-            seen = runs.index_select(0, first.t().reshape(-1)).view(K_i, N, w * E)  # (K_i*N, w*E) -> (K_i, N, w*E)
-            # sum_n grad[n, k] * window[n, k]: (K_i, 1, N) @ (K_i, N, w*E) -> (K_i, 1, w*E)
-            summed = torch.bmm(grad.t().unsqueeze(1), seen).view(K_i, w, E)  # (K_i, 1, w*E) -> (K_i, w, E)
-            grad_weight = summed.transpose(1, 2)  # (K_i, w, E) -> (K_i, E, w), the weight's layout
+            windows = chars.unfold(1, w, 1).reshape(N * L, E * w)  # (N, W, E) -> (N, L, E, w) -> (N*L, E*w)
+            grad_weight = (grad_convolved.t() @ windows).view(K_i, E, w)  # (K_i, N*L) @ (N*L, E*w)
         if ctx.needs_input_grad[0]:
-            grad_rows = chars.new_zeros(N * W, E)
-            rows = first.view(-1)  # (N*K_i,)
-            for j in range(w):  # tap j of every winner: grad[n, k] * weight[k, :, j] into row first + j
-                spread = grad.unsqueeze(-1) * weight[:, :, j]  # (N, K_i, 1) * (K_i, E) -> (N, K_i, E)
-                grad_rows.index_add_(0, rows + j, spread.view(-1, E))  # (N, K_i, E) -> (N*K_i, E)
-            grad_chars = grad_rows.view(N, W, E)  # (N*W, E) -> (N, W, E)
+            # (N*L, K_i) @ (K_i, E*w) -> (N, L, E, w): each window's gradient, then summed back into
+            # the characters it covers (window l, tap j reads character l + j)
+            grad_windows = (grad_convolved @ weight.reshape(K_i, E * w)).view(N, L, E, w)
+            grad_chars = chars.new_zeros(N, W, E)
+            for j in range(w):
+                grad_chars[:, j:j + L] += grad_windows[..., j]
         return grad_chars, grad_weight
 
 
@@ -108,17 +107,18 @@ def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- biLSTM
 
 
-def _forward_steps(gates, mask, all_active, hidden, memory, w_hidden, w_projection, cell_clip: float,
+def _forward_steps(gates, bias, mask, all_active, hidden, memory, w_hidden, w_projection, cell_clip: float,
                    proj_clip: float, cells, tanh_cells, cell_outputs, outputs):
     """The time loop, both directions together (direction-major buffers, each step a [:, t] view).
 
-    gates (2, T, B, 4C) holds W x_t + b on entry and the activated gates (i, f, g, o) on return;
+    gates (2, T, B, 4C) holds W x_t on entry and the activated gates (i, f, g, o) on return;
+    bias (2, 1, 4C);
     cells, tanh_cells, cell_outputs (2, T, B, C) and outputs (2, T, B, P) are filled with c_t,
     tanh(c_t), o * tanh(c_t) and the clipped h_t (unmasked). Returns the final hidden, memory.
     """
     C = memory.shape[-1]
     for t in range(gates.shape[1]):
-        step = gates[:, t].baddbmm_(hidden, w_hidden)  # + U h_{t-1} + ...: (2, B, P) @ (2, P, 4C)
+        step = gates[:, t].add_(bias).baddbmm_(hidden, w_hidden)  # W x_t + b + U h_{t-1}: (2, B, P) @ (2, P, 4C)
         step[..., :2 * C].sigmoid_()  # i, f
         step[..., 2 * C:3 * C].tanh_()  # g
         step[..., 3 * C:].sigmoid_()  # o
@@ -201,12 +201,13 @@ class BiLstmLayer(torch.autograd.Function):
         _, T, B, In = inputs.shape
         C, P = memory0.shape[-1], hidden0.shape[-1]
         all_active = mask.all(dim=1).tolist()  # one bool per step
-        # W x_t + b for every step in one matmul per direction: (2, T*B, In) @ (2, In, 4C), then
-        # (2, T*B, 4C) -> (2, T, B, 4C)
-        gates = torch.baddbmm(bias, inputs.reshape(2, T * B, In), w_input).view(2, T, B, 4 * C)
+        # W x_t for every step in one matmul per direction: (2, T*B, In) @ (2, In, 4C), then
+        # (2, T*B, 4C) -> (2, T, B, 4C); the loop adds b (a broadcast bias here would first be
+        # copied into the whole output)
+        gates = torch.bmm(inputs.reshape(2, T * B, In), w_input).view(2, T, B, 4 * C)
         cells, tanh_cells, cell_outputs = (inputs.new_empty(2, T, B, C) for _ in range(3))
         outputs = inputs.new_empty(2, T, B, P)
-        hidden, memory = _forward_steps(gates, mask, all_active, hidden0, memory0, w_hidden, w_projection,
+        hidden, memory = _forward_steps(gates, bias, mask, all_active, hidden0, memory0, w_hidden, w_projection,
                                         cell_clip, proj_clip, cells, tanh_cells, cell_outputs, outputs)
         ctx.save_for_backward(inputs, mask, hidden0, memory0, gates, cells, tanh_cells, cell_outputs, outputs,
                               w_input, w_hidden, w_projection)
