@@ -94,6 +94,16 @@ def retrieval_accuracy(vectors_gloss: np.ndarray, vectors_word: np.ndarray) -> f
     return float(np.mean((vectors_gloss @ vectors_word.T).argmax(1) == np.arange(len(vectors_gloss))))
 
 
+def verdict(speedups: dict[str, float]) -> str:
+    """Which approximate modes would be worth shipping here: only those faster than fp32's fast path."""
+    faster = [name for name, x in speedups.items() if not name.startswith("fp32") and x > 1.0]
+    if not faster:
+        return ("Worth shipping on this CPU: none. Every approximate mode ran slower than fp32's fast path, "
+                "so minicontext ships no approximate mode here; `dtype=` stays a precision choice, not a speed one.")
+    return "Faster than fp32's fast path on this CPU: " + ", ".join(
+        f"{name} ({speedups[name]:.2f}x)" for name in faster) + "; weigh the fidelity columns before using them."
+
+
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.approx", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run; writes nothing")
@@ -163,6 +173,8 @@ def main(argv=None) -> str:
              "WordNet top-1: each noun gloss must retrieve its own word among all the words.", ""]
     if args.quick:
         lines += ["Smoke run (`--quick`): nothing is concluded from these numbers.", ""]
+    else:
+        lines += [verdict({name: paired_speedup(times, name, "fp32 (fast path)") for name in made}), ""]
     text = "\n".join(lines)
     print(text)
     if not args.quick:

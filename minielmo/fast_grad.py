@@ -138,6 +138,11 @@ def _forward_steps(gates, bias, mask, all_active, hidden, memory, w_hidden, w_pr
     return hidden, memory
 
 
+# The derivative of a nonlinearity from its output, in one pass (the kernels autograd itself uses):
+# _sigmoid_backward(g, s) = g * s * (1 - s) for s = sigmoid(x); _tanh_backward(g, y) = g * (1 - y^2).
+_sigmoid_backward, _tanh_backward = torch.ops.aten.sigmoid_backward, torch.ops.aten.tanh_backward
+
+
 def _backward_steps(grad_outputs, grad_hidden, grad_memory, mask, all_active, memory0, gates, cells,
                     tanh_cells, outputs, w_hidden, w_projection, cell_clip: float, proj_clip: float,
                     grad_gates, grad_projected):
@@ -168,16 +173,16 @@ def _backward_steps(grad_outputs, grad_hidden, grad_memory, mask, all_active, me
         input_gate, forget_gate, candidate, output_gate = gates[:, t].chunk(4, dim=-1)  # 4 x (2, B, C)
         tanh_cell = tanh_cells[:, t]
         # c feeds the next step and h (through o * tanh c): d c = d c_next + d(o tanh c) o (1 - tanh^2 c)
-        d_cell = d_cell_output * output_gate * (1 - tanh_cell * tanh_cell) + d_memory
+        d_cell = _tanh_backward(d_cell_output * output_gate, tanh_cell).add_(d_memory)
         if cell_clip > 0:
             d_cell = d_cell * (cells[:, t].abs() < cell_clip)
         previous_cell = cells[:, t - 1] if t > 0 else memory0
-        d_gates = grad_gates[:, t]  # through each gate's nonlinearity: sigmoid' = s(1-s), tanh' = 1-g^2
+        d_gates = grad_gates[:, t]  # through each gate's nonlinearity, into its quarter of (2, B, 4C)
         d_i, d_f, d_g, d_o = d_gates.chunk(4, dim=-1)
-        torch.mul(d_cell * candidate, input_gate * (1 - input_gate), out=d_i)
-        torch.mul(d_cell * previous_cell, forget_gate * (1 - forget_gate), out=d_f)
-        torch.mul(d_cell * input_gate, 1 - candidate * candidate, out=d_g)
-        torch.mul(d_cell_output * tanh_cell, output_gate * (1 - output_gate), out=d_o)
+        _sigmoid_backward.grad_input(d_cell * candidate, input_gate, grad_input=d_i)
+        _sigmoid_backward.grad_input(d_cell * previous_cell, forget_gate, grad_input=d_f)
+        _tanh_backward.grad_input(d_cell * input_gate, candidate, grad_input=d_g)
+        _sigmoid_backward.grad_input(d_cell_output * tanh_cell, output_gate, grad_input=d_o)
         grad_hidden = torch.bmm(d_gates, w_hidden.transpose(1, 2))  # (2, B, 4C) @ (2, 4C, P)
         grad_memory = d_cell * forget_gate
         if carry_hidden is not None:

@@ -123,3 +123,12 @@ def test_approx_reads_wordnet_glosses():
     assert len(glosses) == len(words) == 50
     assert all("_" not in w and len(g.split()) >= 3 for g, w in zip(glosses, words))
     assert wordnet_pairs(50) == (glosses, words)  # seeded: the same synsets every run
+
+
+def test_approx_verdict_names_only_modes_faster_than_fp32():
+    from bench.approx import verdict
+
+    assert verdict({"fp32 (fast path)": 1.0, "fp32 (readable path)": 0.8, "bfloat16": 0.04}).startswith(
+        "Worth shipping on this CPU: none")
+    line = verdict({"fp32 (fast path)": 1.0, "int8 (dynamic)": 1.3, "float16": 0.9})
+    assert "int8 (dynamic) (1.30x)" in line and "float16" not in line
