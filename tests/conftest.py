@@ -121,6 +121,15 @@ def elmo_sentences() -> list[list[str]]:
 
 
 @pytest.fixture
+def padded_batch(elmo_sentences):
+    """ELMo character ids: ten fixture sentences of different lengths plus an empty one, a heavily
+    padded batch."""
+    from minielmo import batch_to_ids
+
+    return batch_to_ids([sentence.split() for sentence in elmo_sentences[0]] + [[]])
+
+
+@pytest.fixture
 def tiny_bilm():
     """A fresh, stateless BiLM on the tiny fixture model (fresh: stateful tests must not share)."""
     import minielmo

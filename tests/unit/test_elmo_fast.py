@@ -37,12 +37,6 @@ def assert_same_outputs(ours, ref):
         torch.testing.assert_close(a, b, rtol=0, atol=FAST_VS_READABLE_ATOL, msg=lambda m: f"layer {layer}: {m}")
 
 
-@pytest.fixture
-def padded_batch(elmo_sentences):
-    """Ten fixture sentences of different lengths plus an empty one: a heavily padded batch."""
-    return batch_to_ids([sentence.split() for sentence in elmo_sentences[0]] + [[]])
-
-
 def random_bilm(stateful=False):
     torch.manual_seed(3)
     bilm = BiLM(RANDOM, stateful=stateful).eval()

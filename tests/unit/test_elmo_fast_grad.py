@@ -26,12 +26,6 @@ RANDOM = ElmoConfig(projection_dim=6, cell_size=10, n_layers=2, cell_clip=0.5, p
                     activation="relu")
 
 
-@pytest.fixture
-def padded_batch(elmo_sentences):
-    """Ten fixture sentences of different lengths plus an empty one: a heavily padded batch."""
-    return batch_to_ids([sentence.split() for sentence in elmo_sentences[0]] + [[]])
-
-
 def random_bilm(stateful=False, dropout=0.0, seed=3):
     torch.manual_seed(seed)
     bilm = BiLM(RANDOM, stateful=stateful, dropout=dropout)
