@@ -153,7 +153,6 @@ def _backward_steps(grad_outputs, grad_hidden, grad_memory, mask, all_active, me
     pre-activations and grad_projected (2, T, B, P) with that of W_P (o * tanh c) before the clip.
     Returns the gradient of the initial state (hidden, memory).
     """
-    C = cells.shape[-1]
     for t in reversed(range(gates.shape[1])):
         # The state after step t feeds step t + 1 (grad_hidden, grad_memory) and the output at t.
         if all_active[t]:
