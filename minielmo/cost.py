@@ -15,7 +15,8 @@ from torch import nn
 
 from .bilm import BiLM
 from .config import ElmoConfig
-from .train import BOS, DROPOUT, EOS, SIZES, UNK, SharedSoftmax, Vocabulary, bilm_nll, tensors_for
+from .lm_head import DIV_VALUE, SharedSoftmax, cutoffs_for
+from .train import BOS, DROPOUT, EOS, SIZES, UNK, Vocabulary, bilm_nll, tensors_for
 
 
 def forward_macs_per_token(config: ElmoConfig, vocab_size: int, tail_shares=(0.12, 0.044)) -> dict:
@@ -28,10 +29,11 @@ def forward_macs_per_token(config: ElmoConfig, vocab_size: int, tail_shares=(0.1
     char_cnn = sum(count * width * E * (W - width + 1) for width, count in config.filters)
     highway = config.n_highway * 2 * K * K
     lstm = 2 * config.n_layers * ((P + P) * 4 * C + C * P)  # 2 directions; input + recurrent + W_P
-    head, tails = (2000, [8000, vocab_size - 10000]) if vocab_size > 12000 else (vocab_size, [])
+    edges = [*cutoffs_for(vocab_size), vocab_size]
+    head, tails = edges[0], [b - a for a, b in zip(edges, edges[1:])]
     softmax = P * (head + len(tails))
     for k, (share, size) in enumerate(zip(tail_shares, tails)):
-        reduced = P // 4 ** (k + 1)
+        reduced = int(P // DIV_VALUE ** (k + 1))  # as AdaptiveLogSoftmaxWithLoss sizes its clusters
         softmax += share * (P * reduced + reduced * size)
     parts = {"char_cnn": char_cnn, "highway": highway, "projection": K * P, "lstm": lstm,
              "softmax (both directions)": 2 * softmax}

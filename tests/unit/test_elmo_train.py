@@ -1,6 +1,9 @@
 """The biLM training objective and loop (minielmo/train.py), on a tiny model and a small slice of
 real text. Nothing here trains for more than a few seconds."""
 
+import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,8 @@ from torch import nn
 
 import minielmo
 from minielmo import train as training
-from minielmo.corpus import build_vocab, split_words
+from minielmo.corpus import build_vocab
+from minielmo.words import split_words
 from weights.elmo_export import export
 
 SLICE = Path(__file__).parents[1] / "fixtures" / "text_slice"
@@ -23,7 +27,9 @@ def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
     train_text = (SLICE / "train.txt").read_text(encoding="utf-8")
     (folder / "train.txt").write_text(train_text, encoding="utf-8")
-    (folder / "heldout.txt").write_text((SLICE / "heldout.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    heldout = (SLICE / "heldout.txt").read_text(encoding="utf-8")
+    (folder / "heldout.txt").write_text(heldout, encoding="utf-8")
+    (folder / "valid.txt").write_text(heldout, encoding="utf-8")  # the slice has one held-out part
     vocab, _ = build_vocab([line.split() for line in train_text.splitlines()], 400)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     return folder
@@ -77,20 +83,34 @@ def test_loss_falls_on_a_fixed_batch(corpus):
     assert losses[-1] < losses[0] - 1.0, losses
 
 
-def test_resumed_run_equals_an_uninterrupted_run(corpus, tmp_path):
+def test_resumed_run_equals_an_uninterrupted_run(corpus, tmp_path, monkeypatch):
     whole = training.train(corpus, tmp_path / "whole", "tiny", 6000, seed=1, resume=False,
-                           checkpoint_every=2, eval_sentences=10)
-    training.train(corpus, tmp_path / "split", "tiny", 3000, seed=1, resume=False,
-                   checkpoint_every=2, eval_sentences=10)
+                           checkpoint_every=2)
+    # The same run, stopped by a real SIGTERM during step 2: the loop finishes the step, writes a
+    # checkpoint and stops with a one-line error; --resume then continues it.
+    show = training.Progress.show
+
+    def show_then_terminate(self, step, *args):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return show(self, step, *args)
+
+    monkeypatch.setattr(training.Progress, "show", show_then_terminate)
+    with pytest.raises(training.TrainingError, match="stopped by SIGTERM at step 2.*--resume"):
+        training.train(corpus, tmp_path / "split", "tiny", 6000, seed=1, resume=False, checkpoint_every=100)
+    monkeypatch.setattr(training.Progress, "show", show)
     resumed = training.train(corpus, tmp_path / "split", "tiny", 6000, seed=1, resume=True,
-                             checkpoint_every=2, eval_sentences=10)
+                             checkpoint_every=2)
     assert resumed["step"] == whole["step"] and resumed["tokens"] == whole["tokens"]
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["bilm"]
     b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["bilm"]
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
     log = (tmp_path / "whole" / "train_log.jsonl").read_text().splitlines()
-    assert '"tokens_per_s"' in log[0] and '"final"' in log[-1]
+    assert '"tokens_per_s"' in log[0]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, resumed["step"] + 1))  # each step logged once across the resume
+    assert not (tmp_path / "split" / "LOCK").exists()  # the lock goes with the run
 
 
 def test_exported_model_reloads_with_identical_outputs(corpus, tmp_path):
