@@ -4,8 +4,10 @@
     echo "one sentence per line" | python -m minielmo -              # sentences from stdin
     python -m minielmo --model fixture "A sentence ."                 # a shipped model by name
     python -m minielmo --options o.json --weights w.hdf5 --npz out.npz "A sentence ."
+    python -m minielmo predict "I deposited the money in the"        # the two LMs' guesses
 
-Sentences are split on whitespace. Without --options/--weights a model shipped with the package is
+Sentences are split into words as the shipped model's training text was (minielmo.words:
+"sat." -> "sat", "."; "don't" -> "don", "'", "t"). Without --options/--weights a model shipped with the package is
 used: by default minielmo's own small biLM, trained from scratch (docs/elmo_model_card.md);
 `--model fixture` is allennlp's tiny test model, for checking numbers, not for any real task.
 """
@@ -19,6 +21,7 @@ import torch
 from .bilm import BiLM
 from .characters import batch_to_ids
 from .pretrained import DEFAULT_MODEL, PRETRAINED
+from .words import split_words
 
 EXAMPLES = ["The cat sat on the mat .", "ELMo reads words as characters ."]
 MODEL_NOTES = {
@@ -59,7 +62,7 @@ def read_sentences(args, parser) -> list[list[str]]:
     if not lines:
         print(f"No sentences given; embedding two examples: {EXAMPLES}")
         lines = EXAMPLES
-    return [line.split() for line in lines]
+    return [split_words(line) for line in lines]
 
 
 def format_vector(vector: torch.Tensor, max_dims: int) -> str:
@@ -69,6 +72,11 @@ def format_vector(vector: torch.Tensor, max_dims: int) -> str:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["predict"]:
+        from .predict import main as predict
+
+        return predict(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if (args.options is None) != (args.weights is None):

@@ -139,7 +139,7 @@ def spoken_text(lines: list[str]) -> list[str]:
         if text and not HEADING.match(text) and not (not current and SPEAKER_TAG.match(text)):
             current.append(text)
         elif not text and current:
-            paragraph = STAGE_DIRECTION.sub(" ", " ".join(current)).strip()
+            paragraph = " ".join(STAGE_DIRECTION.sub(" ", " ".join(current)).split())
             spoken += [paragraph] if paragraph else []
             current = []
     return spoken
