@@ -12,8 +12,8 @@ For 2 to 8 sentences and a word that occurs in each, `Lab.compare` gives:
   mean same-sense cosine minus mean different-sense cosine (lessons.common.sense_separation);
 - the nearest neighbours of the word in each sentence among a fixed, seeded sample of MiniLM's
   whole-word vocabulary, each vocabulary word embedded on its own (no context), in the chosen
-  representation, shown only above a floor: the cosine that two sampled words reach in one pair
-  of a thousand in that representation, so a list of chance-level words is not shown as meaning;
+  representation, shown only where they stand out from the word's cosines to the whole sample
+  (NEIGHBOUR_FLOOR_SD), so a list of chance-level words is not shown as meaning;
 - the sentence-embedding similarity matrix (minibert.SentenceEncoder);
 - (`explorer_html`) the attention explorer for any one sentence.
 
@@ -52,12 +52,13 @@ VOCABULARY_SAMPLE = 2000  # words the neighbours are drawn from
 VOCABULARY_SEED = 0
 NEIGHBOURS = 5
 EMBED_CHUNK = 256  # vocabulary words per model call when embedding the sample at start-up
-# A neighbour is shown only if its cosine reaches what two different sampled words reach in one
-# pair of a thousand (the 0.999 quantile over pairs), in the same representation: representations
-# differ widely in how close unrelated words sit (ELMo's context-free vectors of lone words are
-# close to one another), so one fixed number would be noise in one and too strict in another.
-NEIGHBOUR_FLOOR_QUANTILE = 0.999
-FLOOR_SAMPLE = 500  # words whose cosines to the whole sample estimate the floor (~1M pairs)
+# A neighbour is shown only if its cosine stands this many standard deviations above the mean
+# cosine of the word's vector to the whole sample (the floor, per sentence and representation).
+# Representations differ widely in how close unrelated words sit, so no one cosine could be the
+# floor. Were the cosines normal, the best of VOCABULARY_SAMPLE unrelated words would pass it in
+# one list of ten: Phi(z) ** 2000 = 0.9 gives z = 3.88. ELMo's lists rarely pass: its vectors of
+# lone words are close to one another, and the word's vector is no closer to any of them.
+NEIGHBOUR_FLOOR_SD = 3.9
 
 # One word as ELMo's tokenisation (common.simple_words) sees it: letters/digits, maybe 's or n't.
 WORD_PATTERN = re.compile(r"\w+(?:'\w+)?")
@@ -216,7 +217,6 @@ class Lab:
             self.glove, self.glove_note = None, str(error)
         self.vocabulary = self._sample_vocabulary()
         self.vocabulary_vectors = self._embed_vocabulary()  # key -> (unit rows (V_r, D) tensor, words)
-        self.neighbour_floors = {key: self._neighbour_floor(unit) for key, (unit, _) in self.vocabulary_vectors.items()}
         # One comparison at start-up, so one-off work on a model's first call (the fast paths'
         # prepared weights, allocator growth) is not paid by the learner's first request.
         example = self.info()["example"]
@@ -293,31 +293,22 @@ class Lab:
             table["glove"] = (torch.from_numpy(unit_rows(np.stack([self.glove.vector(w) for w in known]))), known)
         return table
 
-    @staticmethod
-    def _neighbour_floor(unit: torch.Tensor) -> float:
-        """The NEIGHBOUR_FLOOR_QUANTILE of cosines between two different sampled words."""
-        sample = unit[:FLOOR_SAMPLE]
-        cosines = sample @ unit.T                                  # (S, D) @ (D, V) -> (S, V)
-        different = torch.ones_like(cosines, dtype=torch.bool)
-        different[:, :len(sample)].fill_diagonal_(False)           # a word with itself is no pair
-        return float(np.quantile(cosines[different].numpy(), NEIGHBOUR_FLOOR_QUANTILE))
-
-    def neighbours(self, key: str, vectors: np.ndarray, word: str) -> list[list[list]]:
+    def neighbours(self, key: str, vectors: np.ndarray, word: str) -> tuple[list[list[list]], list[float]]:
         """Per sentence, up to NEIGHBOURS sampled words closest (cosine) to the word's vector,
-        leaving out the word itself and any below the representation's floor."""
+        leaving out the word itself and any below the floor; and the floor per sentence."""
         unit, words = self.vocabulary_vectors[key]
-        floor = self.neighbour_floors[key]
         # torch, not numpy: it runs on the threads --threads sets, where numpy's BLAS would
         # start a thread pool of its own
         scores = (torch.from_numpy(unit_rows(vectors)) @ unit.T).numpy()  # (N, D) @ (D, V) -> (N, V)
+        floors = scores.mean(-1) + NEIGHBOUR_FLOOR_SD * scores.std(-1)  # (N, V) -> (N,)
         found = []
-        for row in scores:
+        for row, floor in zip(scores, floors):
             # one more than needed, in case the word itself is among them
             top = np.argpartition(-row, NEIGHBOURS)[:NEIGHBOURS + 1]
             top = top[np.argsort(-row[top], kind="stable")]
             best = [int(k) for k in top if words[k] != word.lower() and row[k] >= floor][:NEIGHBOURS]
             found.append([[words[k], float(row[k])] for k in best])
-        return found
+        return found, [float(f) for f in floors]
 
     # -- the page's computations --------------------------------------------------------------
 
@@ -334,7 +325,7 @@ class Lab:
         with self.lock:
             vectors, pieces = self._vectors(list(request.sentences), request.word)
             sentence_vectors = self.encoder.encode(list(request.sentences))  # (N, D), unit length
-            neighbours = {key: self.neighbours(key, v, request.word) for key, v in vectors.items()}
+            nearest = {key: self.neighbours(key, v, request.word) for key, v in vectors.items()}
         forms = sorted({sentence[slice(*find_word(sentence, request.word))] for sentence in request.sentences})
         reps = []
         for rep in self.representations():
@@ -362,8 +353,8 @@ class Lab:
             "representations": reps,
             "separation": separation,
             "separation_note": blocker,
-            "neighbours": neighbours,
-            "neighbour_floors": {key: self.neighbour_floors[key] for key in neighbours},
+            "neighbours": {key: found for key, (found, _) in nearest.items()},
+            "neighbour_floors": {key: floors for key, (_, floors) in nearest.items()},
             "sentence_similarity": finite(cosine_matrix(sentence_vectors)),
             "seconds": time.perf_counter() - start,
         }
@@ -410,7 +401,8 @@ class Lab:
                        "max_sense_chars": MAX_SENSE_CHARS, "max_body_bytes": MAX_BODY_BYTES},
             "models": {"bert": DEFAULT_MODEL, "elmo": self.elmo_name, "elmo_label": elmo_label(self.elmo_name),
                        "glove": self.glove is not None, "glove_note": self.glove_note,
-                       "vocabulary_sample": len(self.vocabulary), "vocabulary_seed": VOCABULARY_SEED},
+                       "vocabulary_sample": len(self.vocabulary), "vocabulary_seed": VOCABULARY_SEED,
+                       "neighbours": NEIGHBOURS, "neighbour_floor_sd": NEIGHBOUR_FLOOR_SD},
             "representations": self.representations(),
             "example": {"word": "bank", "sentences": [s for s, _ in example], "senses": [k for _, k in example]},
         }

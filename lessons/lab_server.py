@@ -120,6 +120,7 @@ class RequestLog:
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
+        self.stream = sys.stderr
         self.lines: queue.Queue[str] = queue.Queue(LOG_QUEUE)
         self.dropped = 0
         if not quiet:
@@ -138,8 +139,8 @@ class RequestLog:
             line = self.lines.get()
             if self.dropped:
                 line, self.dropped = f"({self.dropped} log lines dropped: stderr was not being read)\n{line}", 0
-            sys.stderr.write(line + "\n")
-            sys.stderr.flush()
+            self.stream.write(line + "\n")
+            self.stream.flush()
 
 
 class LabServer(ThreadingHTTPServer):

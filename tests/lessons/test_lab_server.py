@@ -131,16 +131,30 @@ def test_neighbours_come_from_the_seeded_sample(lab):
             scores = [s for _, s in found]
             assert len(found) <= lab_module.NEIGHBOURS and "bank" not in words
             assert set(words) <= sample
-            assert all(score >= result["neighbour_floors"][key] for score in scores), key
             assert scores == sorted(scores, reverse=True), key
-    # GloVe's neighbours are the words whose own GloVe vectors are closest: recompute two
+    # the floor: the mean cosine to the sample plus NEIGHBOUR_FLOOR_SD standard deviations, per sentence
+    _, layers, _ = bert_word_vectors(lab.bert, lab.tokenizer, SENTENCES, "bank")
+    unit, words = lab.vocabulary_vectors["bert-6"]
+    scores = lab_module.unit_rows(layers[-1]) @ unit.numpy().T  # (N, D) @ (D, V) -> (N, V)
+    floors = scores.mean(-1) + lab_module.NEIGHBOUR_FLOOR_SD * scores.std(-1)
+    np.testing.assert_allclose(result["neighbour_floors"]["bert-6"], floors, atol=COSINE_ATOL, rtol=0)
+    for found, floor, row in zip(result["neighbours"]["bert-6"], floors, scores):
+        assert all(score >= floor for _, score in found)
+        # every word above the floor (but the word itself) is shown, up to NEIGHBOURS
+        above = sum(1 for k, w in enumerate(words) if row[k] >= floor + COSINE_ATOL and w != "bank")
+        assert len(found) >= min(above, lab_module.NEIGHBOURS)
+    assert any(result["neighbours"]["bert-6"])  # MiniLM's last layer finds words above it for "bank"
+    # GloVe's cosines are between the words' own GloVe vectors: its floor, recomputed from them
     glove = lab.glove
-    for word, score in result["neighbours"]["glove"][0][:2]:
-        direct = cosine_matrix(glove.vector("bank")[None], glove.vector(word)[None])[0, 0]
-        assert score == pytest.approx(float(direct), abs=COSINE_ATOL)
+    known = [w for w in lab.vocabulary if w in glove]
+    direct = cosine_matrix(glove.vector("bank")[None], np.stack([glove.vector(w) for w in known]))[0]
+    floor = direct.mean() + lab_module.NEIGHBOUR_FLOOR_SD * direct.std()
+    assert result["neighbour_floors"]["glove"][0] == pytest.approx(float(floor), abs=COSINE_ATOL)
+    for word, score in result["neighbours"]["glove"][0]:
+        assert score == pytest.approx(float(direct[known.index(word)]), abs=COSINE_ATOL)
     # the static neighbours are the same in every sentence, the contextual ones are not
     assert len({json.dumps(found) for found in result["neighbours"]["glove"]}) == 1
-    assert len({json.dumps(found) for found in result["neighbours"]["bert-6"]}) > 1
+    assert len({json.dumps(floors) for floors in result["neighbour_floors"]["bert-6"]}) > 1
 
 
 def test_without_glove_the_lab_says_how_to_install_it(monkeypatch, torch_single_thread):
