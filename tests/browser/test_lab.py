@@ -236,6 +236,7 @@ def _compare(driver, sentences, senses, word):
 def test_one_fixed_colour_scale_with_a_legend(page):
     """Every cell is shaded by the same function of its value, which the legend draws, whatever
     the other values of the request: a cosine of 1 looks the same in two unrelated requests."""
+    _wait(page, "return document.body.dataset.ready", "the page to load /api/info")
     swatches = page.execute_script(
         "return [...document.querySelectorAll('#scale-legend td.swatch')].map(c => [Number(c.dataset.value), c.getAttribute('style')])")
     assert [v for v, _ in swatches][0] == -1 and [v for v, _ in swatches][-1] == 1
