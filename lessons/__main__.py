@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.lesson_names = list(lessons.choices)  # every lesson, in the order `all` runs them
     add(lessons, "all", None, "run every lesson in turn with its defaults")
-    # listed for -h only: main() hands `lab ...` to lessons.lab.main, which has its own options
+    # listed for -h only: main() hands `lab ...` to lessons.lab_server.main, which has its own options
     lessons.add_parser("lab", add_help=False, help="a local page comparing GloVe, ELMo and BERT on your "
                                                    "sentences (python -m lessons lab -h)")
     return parser
@@ -132,7 +132,7 @@ def run_lessons(names: list[str], out) -> dict[str, dict]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lab"]:  # a local web app, not a lesson run: its own options
-        from .lab import main as lab_main
+        from .lab_server import main as lab_main
         return lab_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,9 +1,8 @@
-"""The lab: a local web page where the learner types sentences and compares static, ELMo and BERT
-vectors of one word across them, live.
+"""The lab: the learner types sentences and compares static, ELMo and BERT vectors of one word
+across them, live. This module holds the computations (`Lab`, which a notebook can use as it is);
+lessons.lab_server serves them as a local web page (`python -m lessons lab`).
 
-`python -m lessons lab` loads the models once, starts a small HTTP server on 127.0.0.1 (a free
-port unless --port says otherwise) and prints its address. On the page the learner types 2 to 8
-sentences, picks a word that occurs in each, and sees:
+For 2 to 8 sentences and a word that occurs in each, `Lab.compare` gives:
 
 - the cosine matrix of that word across the sentences, for every representation: GloVe 6B 50d
   (static), MiniLM's input word-piece embedding, its embedding output and each of its 6 layers,
@@ -13,35 +12,23 @@ sentences, picks a word that occurs in each, and sees:
   mean same-sense cosine minus mean different-sense cosine (lessons.common.sense_separation);
 - the nearest neighbours of the word in each sentence among a fixed, seeded sample of MiniLM's
   whole-word vocabulary, each vocabulary word embedded on its own (no context), in the chosen
-  representation;
+  representation, shown only where they stand out from the word's cosines to the whole sample
+  (NEIGHBOUR_FLOOR_SD), so a list of chance-level words is not shown as meaning;
 - the sentence-embedding similarity matrix (minibert.SentenceEncoder);
-- a link that opens the attention explorer for any one sentence.
+- (`explorer_html`) the attention explorer for any one sentence.
 
 A word made of several word pieces gets the mean of its pieces (lessons.common.bert_word_vectors).
 The ELMo model is minielmo.DEFAULT_MODEL; the page labels the tiny allennlp test model as untrained.
-
-The server is the standard library's ThreadingHTTPServer: the page needs three routes and one JSON
-call, which a framework would not make shorter, and it keeps the lessons' dependencies as they
-are. It serves one page from a fixed table (no file path ever comes from a request), limits the
-body, the number and length of sentences, and runs the models under one lock.
+Every input is checked here (`parse_compare`), with a one-line LabError, whoever calls; the models
+run under one lock.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import re
-import signal
-import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
-from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import torch
@@ -59,22 +46,25 @@ MAX_SENTENCE_CHARS = 300  # about 50 words; far below MiniLM's 512 word pieces, 
 MAX_WORD_CHARS = 40
 MAX_SENSE_CHARS = 30
 MAX_BODY_BYTES = 16 * 1024  # 8 sentences of 300 characters, JSON-escaped, fit with room to spare
-# A client that sends a body over the limit still gets its 413: the server reads and drops up to
-# this much first (closing a socket with unread data makes the kernel reset the connection, which
-# can throw the answer away before the client reads it). Past this, it just closes.
-MAX_DRAIN_BYTES = 1024 * 1024
-SOCKET_TIMEOUT_S = 10  # a client that stops sending mid-request cannot hold a thread for longer
 
 # ----------------------------------------------------------------------------- neighbours
 VOCABULARY_SAMPLE = 2000  # words the neighbours are drawn from
 VOCABULARY_SEED = 0
 NEIGHBOURS = 5
 EMBED_CHUNK = 256  # vocabulary words per model call when embedding the sample at start-up
+# A neighbour is shown only if its cosine stands this many standard deviations above the mean
+# cosine of the word's vector to the whole sample (the floor, per sentence and representation).
+# Representations differ widely in how close unrelated words sit, so no one cosine could be the
+# floor. Were the cosines normal, the best of VOCABULARY_SAMPLE unrelated words would pass it in
+# one list of ten: Phi(z) ** 2000 = 0.9 gives z = 3.88. ELMo's lists rarely pass: its vectors of
+# lone words are close to one another, and the word's vector is no closer to any of them.
+NEIGHBOUR_FLOOR_SD = 3.9
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # One word as ELMo's tokenisation (common.simple_words) sees it: letters/digits, maybe 's or n't.
 WORD_PATTERN = re.compile(r"\w+(?:'\w+)?")
-PAGE = "lab.html"
+# JSON can carry "\ud800" alone, which Python decodes to a lone surrogate: not Unicode text, and
+# the tokenizers refuse it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class LabError(LessonError):
@@ -98,9 +88,17 @@ class CompareRequest:
     senses: tuple[str, ...] | None  # one label per sentence, or None when none was typed
 
 
+def check_unicode(text: str, where: str) -> None:
+    found = LONE_SURROGATE.search(text)
+    if found:
+        raise LabError(f"{where} holds a lone surrogate ({found.group()!r} at character {found.start() + 1}), "
+                       "which is not Unicode text")
+
+
 def check_sentence(sentence, where: str) -> str:
     if not isinstance(sentence, str):
         raise LabError(f"{where} must be text, got {type(sentence).__name__}")
+    check_unicode(sentence, where)
     sentence = sentence.strip()
     if not sentence:
         raise LabError(f"{where} is empty")
@@ -141,6 +139,7 @@ def parse_compare(payload) -> CompareRequest:
     word = payload.get("word")
     if not isinstance(word, str):
         raise LabError("'word' must be text: the word to follow across the sentences")
+    check_unicode(word, "the word")
     word = word.strip()
     if not word:
         raise LabError("pick a word that occurs in every sentence")
@@ -155,6 +154,8 @@ def parse_compare(payload) -> CompareRequest:
     if senses is not None:
         if not isinstance(senses, list) or not all(isinstance(s, str) for s in senses):
             raise LabError("'senses' must be a list of text, one label per sentence")
+        for i, label in enumerate(senses):
+            check_unicode(label, f"the sense label of sentence {i + 1}")
         if len(senses) != len(sentences):
             raise LabError(f"got {len(senses)} sense labels for {len(sentences)} sentences")
         senses = [s.strip() for s in senses]
@@ -292,20 +293,22 @@ class Lab:
             table["glove"] = (torch.from_numpy(unit_rows(np.stack([self.glove.vector(w) for w in known]))), known)
         return table
 
-    def neighbours(self, key: str, vectors: np.ndarray, word: str) -> list[list[list]]:
-        """Per sentence, the NEIGHBOURS sampled words closest (cosine) to the word's vector,
-        leaving out the word itself."""
+    def neighbours(self, key: str, vectors: np.ndarray, word: str) -> tuple[list[list[list]], list[float]]:
+        """Per sentence, up to NEIGHBOURS sampled words closest (cosine) to the word's vector,
+        leaving out the word itself and any below the floor; and the floor per sentence."""
         unit, words = self.vocabulary_vectors[key]
-        # torch, not numpy: numpy's threaded BLAS waited ~50 ms per call here on a busy 2-core machine
+        # torch, not numpy: it runs on the threads --threads sets, where numpy's BLAS would
+        # start a thread pool of its own
         scores = (torch.from_numpy(unit_rows(vectors)) @ unit.T).numpy()  # (N, D) @ (D, V) -> (N, V)
+        floors = scores.mean(-1) + NEIGHBOUR_FLOOR_SD * scores.std(-1)  # (N, V) -> (N,)
         found = []
-        for row in scores:
+        for row, floor in zip(scores, floors):
             # one more than needed, in case the word itself is among them
             top = np.argpartition(-row, NEIGHBOURS)[:NEIGHBOURS + 1]
             top = top[np.argsort(-row[top], kind="stable")]
-            best = [int(k) for k in top if words[k] != word.lower()][:NEIGHBOURS]
+            best = [int(k) for k in top if words[k] != word.lower() and row[k] >= floor][:NEIGHBOURS]
             found.append([[words[k], float(row[k])] for k in best])
-        return found
+        return found, [float(f) for f in floors]
 
     # -- the page's computations --------------------------------------------------------------
 
@@ -322,7 +325,8 @@ class Lab:
         with self.lock:
             vectors, pieces = self._vectors(list(request.sentences), request.word)
             sentence_vectors = self.encoder.encode(list(request.sentences))  # (N, D), unit length
-            neighbours = {key: self.neighbours(key, v, request.word) for key, v in vectors.items()}
+            nearest = {key: self.neighbours(key, v, request.word) for key, v in vectors.items()}
+        forms = sorted({sentence[slice(*find_word(sentence, request.word))] for sentence in request.sentences})
         reps = []
         for rep in self.representations():
             rep = dict(rep)
@@ -330,7 +334,7 @@ class Lab:
                 rep["matrix"] = finite(cosine_matrix(vectors[rep["key"]]))
             else:
                 rep["matrix"] = None
-            rep["note"] = self._note(rep["key"], request.word)
+            rep["note"] = self._note(rep["key"], request.word, forms)
             reps.append(rep)
 
         blocker = separation_blocker(request.senses)
@@ -349,12 +353,15 @@ class Lab:
             "representations": reps,
             "separation": separation,
             "separation_note": blocker,
-            "neighbours": neighbours,
+            "neighbours": {key: found for key, (found, _) in nearest.items()},
+            "neighbour_floors": {key: floors for key, (_, floors) in nearest.items()},
             "sentence_similarity": finite(cosine_matrix(sentence_vectors)),
             "seconds": time.perf_counter() - start,
         }
 
-    def _note(self, key: str, word: str) -> str | None:
+    def _note(self, key: str, word: str, forms: list[str]) -> str | None:
+        """What the page says under a representation's matrix; `forms`: the word as written in
+        the sentences (e.g. ['Spring', 'spring'])."""
         if key == "glove":
             if self.glove is None:
                 return self.glove_note
@@ -366,7 +373,11 @@ class Lab:
         if key == "bert-0":
             return "the row plus position and segment embeddings, LayerNorm: no context, only the position"
         if key == "elmo-0":
-            return "built from the word's characters only: no context yet"
+            note = ("built from the word's characters only: no context yet, but case-sensitive "
+                    "(\"Spring\" and \"spring\" are different characters, so different vectors)")
+            if len(forms) > 1:
+                note += f"; here the word is written {' and '.join(map(repr, forms))}, so cosines below 1 are spelling, not context"
+            return note
         return None
 
     def explorer_html(self, sentence: str) -> str:
@@ -390,235 +401,8 @@ class Lab:
                        "max_sense_chars": MAX_SENSE_CHARS, "max_body_bytes": MAX_BODY_BYTES},
             "models": {"bert": DEFAULT_MODEL, "elmo": self.elmo_name, "elmo_label": elmo_label(self.elmo_name),
                        "glove": self.glove is not None, "glove_note": self.glove_note,
-                       "vocabulary_sample": len(self.vocabulary), "vocabulary_seed": VOCABULARY_SEED},
+                       "vocabulary_sample": len(self.vocabulary), "vocabulary_seed": VOCABULARY_SEED,
+                       "neighbours": NEIGHBOURS, "neighbour_floor_sd": NEIGHBOUR_FLOOR_SD},
             "representations": self.representations(),
             "example": {"word": "bank", "sentences": [s for s, _ in example], "senses": [k for _, k in example]},
         }
-
-
-# ----------------------------------------------------------------------------- HTTP
-
-
-class HttpError(Exception):
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-class LabHandler(BaseHTTPRequestHandler):
-    """Routes: GET / (the page), GET /api/info, GET /explorer?sentence=..., POST /api/compare.
-    Every error is a JSON {"error": message} with its HTTP status."""
-
-    server_version = "minicontext-lab"
-    timeout = SOCKET_TIMEOUT_S
-    GET_ROUTES = ("/", "/api/info", "/explorer")
-    POST_ROUTES = ("/api/compare",)
-
-    lab: Lab  # set on the subclass make_server builds
-    quiet = False
-
-    def do_GET(self):
-        self._dispatch("GET")
-
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def do_PUT(self):
-        self._dispatch("PUT")
-
-    def do_DELETE(self):
-        self._dispatch("DELETE")
-
-    def do_PATCH(self):
-        self._dispatch("PATCH")
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            self._route(method)
-        except HttpError as error:
-            self._send_json({"error": str(error)}, error.status)
-        except LabError as error:
-            self._send_json({"error": str(error)}, HTTPStatus.BAD_REQUEST)
-        except Exception as error:  # a bug, not bad input: say so, keep serving
-            self.log_error("internal error on %s %s: %r", method, self.path, error)
-            self._send_json({"error": f"internal error: {type(error).__name__}: {error}"},
-                            HTTPStatus.INTERNAL_SERVER_ERROR)
-
-    def _route(self, method: str) -> None:
-        url = urlsplit(self.path)
-        path = url.path
-        # Exact matches only: nothing here maps a request path onto the file system.
-        allowed = [m for m, routes in (("GET", self.GET_ROUTES), ("POST", self.POST_ROUTES)) if path in routes]
-        if not allowed:
-            raise HttpError(HTTPStatus.NOT_FOUND, f"no such page: {path[:80]!r}")
-        if method not in allowed:
-            self._allow = ", ".join(allowed)
-            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{path} takes {' or '.join(allowed)}, not {method}")
-        if path == "/":
-            page = resources.files("lessons").joinpath(PAGE).read_bytes()
-            self._send(page, "text/html; charset=utf-8")
-        elif path == "/api/info":
-            self._send_json(self.lab.info())
-        elif path == "/explorer":
-            try:
-                query = parse_qs(url.query, max_num_fields=4)
-            except ValueError:  # more fields than that
-                raise HttpError(HTTPStatus.BAD_REQUEST, "give one sentence: /explorer?sentence=...") from None
-            sentences = query.get("sentence", [])
-            if len(sentences) != 1:
-                raise HttpError(HTTPStatus.BAD_REQUEST, "give one sentence: /explorer?sentence=...")
-            self._send(self.lab.explorer_html(sentences[0]).encode("utf-8"), "text/html; charset=utf-8")
-        else:
-            payload = self._read_json()
-            self._send_json(self.lab.answer(parse_compare(payload)))
-
-    def _read_json(self):
-        if self.headers.get("Transfer-Encoding"):
-            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked")
-        length = self.headers.get("Content-Length")
-        if length is None:
-            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length header")
-        try:
-            size = int(length)
-        except ValueError:
-            raise HttpError(HTTPStatus.BAD_REQUEST, f"Content-Length {length[:20]!r} is not a number") from None
-        if size < 0:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "Content-Length is negative")
-        if size > MAX_BODY_BYTES:
-            self._drain = size
-            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                            f"the request is {size} bytes; the lab takes at most {MAX_BODY_BYTES} "
-                            f"({MAX_SENTENCES} sentences of {MAX_SENTENCE_CHARS} characters fit)")
-        if self.headers.get_content_type() != "application/json":
-            # Also keeps other web sites from posting here: a cross-origin JSON POST needs a CORS
-            # preflight, which this server never grants.
-            self._drain = size
-            raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-        try:
-            body = self.rfile.read(size)
-        except TimeoutError:
-            raise HttpError(HTTPStatus.REQUEST_TIMEOUT, f"the body did not arrive within {self.timeout} s") from None
-        if len(body) < size:
-            raise HttpError(HTTPStatus.BAD_REQUEST, f"the body ended after {len(body)} of {size} bytes")
-        try:
-            return json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "the body is not UTF-8 text") from None
-        except ValueError as error:
-            raise HttpError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON: {error}") from None
-        except RecursionError:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "the body is not valid JSON: nested too deeply") from None
-
-    def _send_json(self, payload, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self._send(json.dumps(payload, allow_nan=False).encode("utf-8"), "application/json", status)
-
-    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        if status == HTTPStatus.METHOD_NOT_ALLOWED:
-            self.send_header("Allow", getattr(self, "_allow", "GET"))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-        drain = min(getattr(self, "_drain", 0), MAX_DRAIN_BYTES)
-        while drain > 0:  # see MAX_DRAIN_BYTES
-            try:
-                chunk = self.rfile.read1(min(drain, 65536))
-            except OSError:
-                break
-            if not chunk:
-                break
-            drain -= len(chunk)
-
-    def log_message(self, format, *args):
-        if not self.quiet:
-            super().log_message(format, *args)
-
-
-def make_server(lab: Lab, host: str = "127.0.0.1", port: int = 0, quiet: bool = False) -> ThreadingHTTPServer:
-    """A bound, not yet serving, server for `lab`; port 0 picks a free port (server.server_port)."""
-    handler = type("BoundLabHandler", (LabHandler,), {"lab": lab, "quiet": quiet})
-    server_class = ThreadingHTTPServer
-    if ":" in host:
-        server_class = type("ThreadingHTTPServerV6", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
-    server = server_class((host, port), handler)
-    server.daemon_threads = True  # Ctrl-C does not wait for a slow client
-    return server
-
-
-@contextlib.contextmanager
-def serving(lab: Lab, host: str = "127.0.0.1", port: int = 0, quiet: bool = True):
-    """Serve `lab` from a background thread for the duration of a `with` block (a notebook or a
-    test keeps its own thread free); yields the server, whose address() is the page's URL."""
-    server = make_server(lab, host, port, quiet=quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def address(server: ThreadingHTTPServer) -> str:
-    host, port = server.server_address[:2]
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
-
-
-def bind_warning(host: str) -> str | None:
-    if host in LOOPBACK:
-        return None
-    return (f"warning: binding to {host} lets other machines reach the lab; it has no "
-            "authentication and runs the models for anyone who connects")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lessons lab",
-                                     description="Start the lab: a local page to compare GloVe, ELMo "
-                                                 "and BERT vectors of one word across your sentences.")
-    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind (default 127.0.0.1: only this machine can connect)")
-    parser.add_argument("--quiet", action="store_true", help="do not log each request")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: a request is a handful of short sentences, "
-                             "and on a busy machine a second thread mostly waits for a core)")
-    args = parser.parse_args(argv)
-    if args.threads < 1:
-        parser.error("--threads must be at least 1")
-    torch.set_num_threads(args.threads)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port {args.port} is out of range 0-65535")
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl-C stops the lab even when its shell started it with SIGINT ignored (a background
-        # job), and `kill` (SIGTERM) takes the same clean way out.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-    warning = bind_warning(args.host)
-    if warning:
-        print(warning, file=sys.stderr)
-    try:
-        print("loading GloVe, MiniLM, the sentence encoder and ELMo ...", flush=True)
-        lab = Lab()
-        try:
-            server = make_server(lab, args.host, args.port, args.quiet)
-        except OSError as error:
-            print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
-            return 2
-        with server:
-            print(f"lab running at {address(server)}  (Ctrl-C to stop)", flush=True)
-            try:
-                server.serve_forever()
-            except KeyboardInterrupt:
-                pass
-    except KeyboardInterrupt:
-        pass
-    print("\nlab stopped", flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

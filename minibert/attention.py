@@ -116,13 +116,18 @@ def analyse(model, tokenizer, text: str | tuple[str, str], max_tokens: int = MAX
     (text,) = _as_text_list(text)
     if model.training:
         raise ValueError("the model is in training mode (dropout on); call model.eval() first")
+    positions = model.config.max_position_embeddings
+    if max_tokens > positions:
+        raise ValueError(f"max_tokens={max_tokens} is more than the model's {positions} positions")
     first, second = text if isinstance(text, tuple) else (text, None)
     enc = tokenizer([first], None if second is None else [second], return_offsets=True, truncation=False)
     T = enc["input_ids"].shape[1]
+    if T > positions:
+        raise ValueError(f"the text has {T} word pieces ([CLS]/[SEP] included); the model reads at most "
+                         f"{positions} positions: shorten the text")
     if T > max_tokens:
         raise ValueError(f"the text has {T} word pieces ([CLS]/[SEP] included); the explorer draws at most "
-                         f"{max_tokens} (pass max_tokens= to allow more, up to the model's "
-                         f"{model.config.max_position_embeddings})")
+                         f"{max_tokens} (pass max_tokens= to allow more, up to the model's {positions})")
     out = model(enc["input_ids"], attention_mask=enc["attention_mask"], token_type_ids=enc["token_type_ids"],
                 output_attentions=True, output_hidden_states=True)
     probs = torch.stack(out.attentions)[:, 0]                           # L x (1, H, T, T) -> (L, H, T, T)
@@ -179,6 +184,19 @@ def _text_payload(found: TextAttention, labels: list[list[str]] | None) -> dict:
     }
 
 
+# Characters that mean something to the HTML parser inside a <script> block: "</script" ends it,
+# and "<!--" followed by "<script" puts the parser in a state where "</script>" no longer does,
+# so the rest of the page becomes data. As \uXXXX escapes they are plain JSON string text.
+SCRIPT_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def script_json(payload) -> str:
+    """JSON that is safe inside <script type="application/json">, whatever text it holds:
+    ASCII only (U+2028/U+2029, NUL and any lone surrogate become \\u escapes) and no <, > or &."""
+    blob = json.dumps(payload, ensure_ascii=True, separators=(",", ":"))
+    return blob.translate(str.maketrans(SCRIPT_UNSAFE))
+
+
 class ExplorerPage(str):
     """The explorer's HTML. A str (write it anywhere), with `.html`, `.save(path)`, and
     `_repr_html_` so a notebook cell shows it inline (in a sandboxed iframe, since notebooks do not
@@ -210,8 +228,7 @@ def render(found: list[TextAttention], *, model_name: str, head_labels=None) -> 
         "model": model_name, "layers": L, "heads": H, "headDim": Dh, "probScale": PROB_SCALE,
         "texts": [_text_payload(f, None if head_labels is None else head_labels[n]) for n, f in enumerate(found)],
     }
-    # "</" inside a <script> block would end it early; JSON allows the escaped form "<\/".
-    blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    blob = script_json(payload)
     template = resources.files("minibert").joinpath("explorer.html").read_text(encoding="utf-8")
     return ExplorerPage(template.replace(PLACEHOLDER, blob))
 

@@ -431,3 +431,57 @@ def test_notebook_inline_html_runs_the_page(driver, model_data, tmp_path):
     finally:
         driver.switch_to.default_content()
         driver.back()  # the other tests share the explorer page
+
+
+# Each payload would set window.pwned if the page ran it as script; the last ones are text that
+# has broken JSON-in-HTML pages (separators JavaScript once refused, NUL, quotes, backslashes).
+PAYLOADS = [
+    "bank </script><script>window.pwned = 1</script> x",
+    "bank <!--<script> x",                                   # once kept the page from running at all
+    "bank <img src=x onerror=\"window.pwned = 2\"> x",
+    "bank \"><svg onload=\"window.pwned = 3\"> x",
+    "bank </SCRIPT ><script>window.pwned = 4</script > x",
+    "bank 'single' \"double\" back\\slash \\\" x",
+    "bank \u2028 line \u2029 paragraph x",
+    "bank \x00 nul x",
+]
+
+
+def test_any_text_renders_as_text_and_runs_nothing(driver, bert_minilm, tmp_path):
+    """A page of hostile texts: each text shows as its characters, every view draws, no script
+    from a text runs, and the console stays clean."""
+    tokenizer = Tokenizer.from_pretrained("all-MiniLM-L6-v2")
+    pairs = [(PAYLOADS[0], PAYLOADS[1])]
+    page = render([analyse(bert_minilm, tokenizer, t) for t in PAYLOADS + pairs], model_name="<b>model</b>")
+    path = page.save(tmp_path / "hostile.html")
+    driver.get_log("browser")  # start from a clean console
+    driver.get(path.resolve().as_uri())
+    assert driver.execute_script("return document.querySelectorAll('#text option').length") == len(PAYLOADS) + 1
+    assert driver.find_element("id", "model").text.startswith("<b>model</b>:")
+    for n, text in enumerate(PAYLOADS + pairs):
+        _select(driver, "text", n)
+        shown = driver.execute_script("return document.getElementById('shown-text').textContent")
+        for part in (text if isinstance(text, tuple) else (text,)):
+            assert part in shown, (n, shown)
+        tokens = analyse(bert_minilm, tokenizer, text).tokens
+        for view in ("head", "model", "neuron", "beyond"):
+            _view(driver, view)
+        _view(driver, "head")
+        drawn = driver.execute_script("return document.querySelectorAll('#head-svg g.tok[data-side=\"left\"]').length")
+        assert drawn == len(tokens), n
+    assert driver.execute_script("return window.pwned") is None
+    assert driver.execute_script("return document.querySelectorAll('body img, body svg svg, #shown-text *:not(span)').length") == 0
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert errors == []
+
+
+def test_a_lone_surrogate_or_an_overlong_text_is_a_clear_error(bert_minilm):
+    from minibert.attention import explore
+
+    tokenizer = Tokenizer.from_pretrained("all-MiniLM-L6-v2")
+    with pytest.raises(ValueError, match=r"texts\[0\] holds a lone surrogate '\\ud800' at character 5"):
+        explore(bert_minilm, tokenizer, "bank \ud800 x")
+    with pytest.raises(ValueError, match="the text has 602 word pieces .*the model reads at most 512 positions"):
+        explore(bert_minilm, tokenizer, "word " * 600, max_tokens=512)
+    with pytest.raises(ValueError, match="max_tokens=600 is more than the model's 512 positions"):
+        explore(bert_minilm, tokenizer, "word", max_tokens=600)

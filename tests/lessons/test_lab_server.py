@@ -1,6 +1,7 @@
 """The lab (lessons/lab.py): its numbers against the models and lessons.common computed directly,
-and its HTTP server against bad, oversized and concurrent requests. After every bad request the
-server must still answer; nothing outside its own page may be served."""
+and its HTTP server (lessons/lab_server.py) against bad, oversized, slow, concurrent and
+cross-origin requests. After every bad request the server must still answer; nothing outside its
+own page may be served, and nothing may be served to another origin or another Host name."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import pytest
 import torch
 
 from lessons import lab as lab_module
+from lessons import lab_server
 from lessons.common import bert_word_vectors, cosine_matrix, elmo_word_vectors, sense_separation
 
 # The lab and the direct computations below run the same float32 operations on the same batch, so
@@ -37,7 +40,7 @@ SENSES = ["money", "river", "money", "river"]
 
 @pytest.fixture(scope="module")
 def server(lab):
-    with lab_module.serving(lab) as running:
+    with lab_server.serving(lab) as running:
         yield running
 
 
@@ -51,6 +54,8 @@ def request(server, method: str, path: str, body: bytes | None = None, headers: 
     finally:
         connection.close()
     kind = response.getheader("Content-Type", "")
+    # no answer ever invites another origin to read it
+    assert not [h for h in response.getheaders() if h[0].lower().startswith("access-control-")], response.getheaders()
     return response.status, response, json.loads(data) if kind.startswith("application/json") else data
 
 
@@ -124,17 +129,32 @@ def test_neighbours_come_from_the_seeded_sample(lab):
         for found in per_sentence:
             words = [w for w, _ in found]
             scores = [s for _, s in found]
-            assert len(found) == lab_module.NEIGHBOURS and "bank" not in words
+            assert len(found) <= lab_module.NEIGHBOURS and "bank" not in words
             assert set(words) <= sample
             assert scores == sorted(scores, reverse=True), key
-    # GloVe's neighbours are the words whose own GloVe vectors are closest: recompute two
+    # the floor: the mean cosine to the sample plus NEIGHBOUR_FLOOR_SD standard deviations, per sentence
+    _, layers, _ = bert_word_vectors(lab.bert, lab.tokenizer, SENTENCES, "bank")
+    unit, words = lab.vocabulary_vectors["bert-6"]
+    scores = lab_module.unit_rows(layers[-1]) @ unit.numpy().T  # (N, D) @ (D, V) -> (N, V)
+    floors = scores.mean(-1) + lab_module.NEIGHBOUR_FLOOR_SD * scores.std(-1)
+    np.testing.assert_allclose(result["neighbour_floors"]["bert-6"], floors, atol=COSINE_ATOL, rtol=0)
+    for found, floor, row in zip(result["neighbours"]["bert-6"], floors, scores):
+        assert all(score >= floor for _, score in found)
+        # every word above the floor (but the word itself) is shown, up to NEIGHBOURS
+        above = sum(1 for k, w in enumerate(words) if row[k] >= floor + COSINE_ATOL and w != "bank")
+        assert len(found) >= min(above, lab_module.NEIGHBOURS)
+    assert any(result["neighbours"]["bert-6"])  # MiniLM's last layer finds words above it for "bank"
+    # GloVe's cosines are between the words' own GloVe vectors: its floor, recomputed from them
     glove = lab.glove
-    for word, score in result["neighbours"]["glove"][0][:2]:
-        direct = cosine_matrix(glove.vector("bank")[None], glove.vector(word)[None])[0, 0]
-        assert score == pytest.approx(float(direct), abs=COSINE_ATOL)
+    known = [w for w in lab.vocabulary if w in glove]
+    direct = cosine_matrix(glove.vector("bank")[None], np.stack([glove.vector(w) for w in known]))[0]
+    floor = direct.mean() + lab_module.NEIGHBOUR_FLOOR_SD * direct.std()
+    assert result["neighbour_floors"]["glove"][0] == pytest.approx(float(floor), abs=COSINE_ATOL)
+    for word, score in result["neighbours"]["glove"][0]:
+        assert score == pytest.approx(float(direct[known.index(word)]), abs=COSINE_ATOL)
     # the static neighbours are the same in every sentence, the contextual ones are not
     assert len({json.dumps(found) for found in result["neighbours"]["glove"]}) == 1
-    assert len({json.dumps(found) for found in result["neighbours"]["bert-6"]}) > 1
+    assert len({json.dumps(floors) for floors in result["neighbour_floors"]["bert-6"]}) > 1
 
 
 def test_without_glove_the_lab_says_how_to_install_it(monkeypatch, torch_single_thread):
@@ -215,14 +235,17 @@ BAD_REQUESTS = [
      "not valid JSON"),
     ("body over the limit", "POST", "/api/compare", b" " * (lab_module.MAX_BODY_BYTES + 1),
      {"Content-Type": "application/json"}, 413, f"at most {lab_module.MAX_BODY_BYTES}"),
-    ("1 MiB body", "POST", "/api/compare", b"x" * lab_module.MAX_DRAIN_BYTES, {"Content-Type": "application/json"},
+    ("1 MiB body", "POST", "/api/compare", b"x" * lab_server.MAX_DRAIN_BYTES, {"Content-Type": "application/json"},
      413, "the lab takes at most"),
     ("not JSON content type", "POST", "/api/compare", json.dumps(OK).encode(), {"Content-Type": "text/plain"},
      415, "application/json"),
     ("GET of the POST route", "GET", "/api/compare", None, {}, 405, "takes POST, not GET"),
     ("POST to the page", "POST", "/", b"{}", {"Content-Type": "application/json"}, 405, "takes GET, not POST"),
-    ("PUT", "PUT", "/api/compare", b"{}", {}, 405, "not PUT"),
-    ("DELETE", "DELETE", "/", None, {}, 405, "not DELETE"),
+    ("PUT", "PUT", "/api/compare", b"{}", {}, 501, "Unsupported method ('PUT')"),
+    ("DELETE", "DELETE", "/", None, {}, 501, "Unsupported method ('DELETE')"),
+    ("a CORS preflight", "OPTIONS", "/api/compare", None,
+     {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
+      "Access-Control-Request-Headers": "content-type"}, 501, "Unsupported method ('OPTIONS')"),
     ("unknown route", "GET", "/api/nothing", None, {}, 404, "no such page"),
     ("traversal", "GET", "/../../../../etc/passwd", None, {}, 404, "no such page"),
     ("encoded traversal", "GET", "/%2e%2e/%2e%2e/etc/passwd", None, {}, 404, "no such page"),
@@ -257,17 +280,19 @@ def test_requests_http_client_would_not_send(server):
         (b"POST /api/compare HTTP/1.0\r\nContent-Type: application/json\r\n\r\n{}", b"411", b"Content-Length"),
         (b"POST /api/compare HTTP/1.0\r\nContent-Length: ten\r\n\r\n", b"400", b"is not a number"),
         (b"POST /api/compare HTTP/1.0\r\nContent-Length: -5\r\n\r\n", b"400", b"negative"),
-        (b"POST /api/compare HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        (b"POST /api/compare HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
          b"411", b"not chunked"),
         (b"POST /api/compare HTTP/1.0\r\nContent-Length: 100000000000\r\n\r\n", b"413", b"the lab takes at most"),
     ]
+    host = f"Host: 127.0.0.1:{server.server_port}\r\n".encode()
     for data, status, message in cases:
-        answer = raw(server, data)
+        request_line, rest = data.split(b"\r\n", 1)
+        answer = raw(server, request_line + b"\r\n" + host + rest)
         assert answer.split(b"\r\n", 1)[0].split(b" ")[1] == status, answer[:200]
         assert message in answer, answer[:400]
         still_serving(server)
-    # not HTTP at all: http.server answers in HTTP/0.9 style, a bare HTML error page
-    assert b"Error code: 400" in raw(server, b"GARBAGE\r\n\r\n")
+    # not HTTP at all: http.server answers in HTTP/0.9 style, the bare body
+    assert json.loads(raw(server, b"GARBAGE\r\n\r\n")) == {"error": "Bad request syntax ('GARBAGE')"}
     still_serving(server)
 
 
@@ -279,7 +304,8 @@ def test_a_body_of_many_megabytes_is_refused_unread(server):
     def send():
         with socket.create_connection(("127.0.0.1", server.server_port), timeout=30) as sock:
             try:
-                sock.sendall(b"POST /api/compare HTTP/1.0\r\nContent-Type: application/json\r\n"
+                sock.sendall(b"POST /api/compare HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                             % server.server_port +
                              b"Content-Length: 67108864\r\n\r\n" + b"x" * (64 * 1024 * 1024))
             except OSError:  # the server closed while we were still sending
                 pass
@@ -300,9 +326,9 @@ def test_a_body_of_many_megabytes_is_refused_unread(server):
 
 
 def test_a_client_that_stops_sending_is_timed_out(server, monkeypatch):
-    monkeypatch.setattr(lab_module.LabHandler, "timeout", 1)
-    answer = raw(server, b"POST /api/compare HTTP/1.0\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\n\r\n{\"sentences\"")
+    monkeypatch.setattr(lab_server, "BODY_TIMEOUT_S", 1)
+    answer = raw(server, b"POST /api/compare HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"sentences\"" % server.server_port)
     assert b" 408 " in answer.split(b"\r\n", 1)[0] and b"did not arrive within 1 s" in answer
     still_serving(server)
 
@@ -334,24 +360,233 @@ def test_the_attention_explorer_for_one_sentence(server):
     assert "We sat on the bank." in text and '"bank"' in text
 
 
+CLIENTS = 20  # at once, each with its own connection
+
+
 def test_concurrent_requests_each_get_their_own_answer(server, lab):
     jobs = [({"sentences": SENTENCES[:k], "word": "bank"}) for k in (2, 3, 4)]
     jobs += [{"sentences": ["I saw a bat fly.", "He swung the bat."], "word": "bat"},
              {"sentences": ["Light the match.", "We won the match.", "A match for it."], "word": "match"}]
     expected = [lab.compare(**job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=len(jobs) * 2) as pool:
-        answers = list(pool.map(lambda job: post(server, job), jobs * 2))
-    for (status, _, answer), want in zip(answers, expected * 2):
+    repeats = CLIENTS // len(jobs)
+    start = threading.Barrier(CLIENTS)
+
+    def client(job):
+        start.wait()  # all twenty connect together
+        return post(server, job)
+
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        answers = list(pool.map(client, jobs * repeats))
+    assert len(answers) == CLIENTS
+    for (status, _, answer), want in zip(answers, expected * repeats):
         assert status == 200
         assert answer["sentences"] == want["sentences"] and answer["word"] == want["word"]
+        assert answer["neighbours"] == want["neighbours"]
         for ours, theirs in zip(answer["representations"], want["representations"]):
             np.testing.assert_allclose(ours["matrix"], theirs["matrix"], atol=COSINE_ATOL, rtol=0)
 
 
+# ----------------------------------------------------------------------------- a hostile web page
+
+FOREIGN_HOSTS = ["evil.example:{port}", "evil.example", "127.0.0.1.evil.example:{port}", "127.0.0.1:{other}",
+                 "localhost.:{port}", "127.0.0.1:{port}@evil.example"]
+ROUTES = [("GET", "/", None), ("GET", "/api/info", None), ("GET", "/explorer?sentence=a%20bank", None),
+          ("POST", "/api/compare", json.dumps(OK).encode())]
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+def test_a_foreign_host_name_is_refused_on_every_route(server, host):
+    """DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 sends its own
+    name as Host; the lab answers none of it."""
+    host = host.format(port=server.server_port, other=server.server_port + 1)
+    for method, path, body in ROUTES:
+        headers = {"Host": host, "Content-Type": "application/json"}
+        status, _, answer = request(server, method, path, body, headers)
+        assert status == 403 and "answers only to its own address" in answer["error"], (host, path, answer)
+    still_serving(server)
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "localhost", "LOCALHOST", "[::1]"])
+def test_the_labs_own_host_names_are_served(server, name):
+    status, _, info = request(server, "GET", "/api/info", headers={"Host": f"{name}:{server.server_port}"})
+    assert status == 200 and info["limits"]["max_sentences"] == lab_module.MAX_SENTENCES
+
+
+def test_a_request_without_a_host_is_refused(server):
+    answer = raw(server, b"GET /api/info HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 400") and b"no Host header" in answer
+
+
+def test_allow_host_adds_a_name(lab):
+    with lab_server.LabServer(lab, quiet=True, allow_hosts=("MyBox",)) as named:
+        port = named.server_port
+        assert f"mybox:{port}" in named.hosts and f"http://mybox:{port}" in named.origins
+        assert f"127.0.0.1:{port}" in named.hosts and not any("evil" in h for h in named.hosts)
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:{other}",
+                                    "https://127.0.0.1:{port}", "http://localhost:{port}.evil.example"])
+def test_a_post_from_another_origin_is_refused(server, origin):
+    origin = origin.format(port=server.server_port, other=server.server_port + 1)
+    status, _, answer = post(server, OK, {"Origin": origin})
+    assert status == 403 and "only from its own page" in answer["error"], answer
+
+
+def test_a_post_from_the_labs_own_page_is_answered(server):
+    for name in ("127.0.0.1", "localhost"):
+        status, _, answer = post(server, OK, {"Origin": f"http://{name}:{server.server_port}",
+                                              "Host": f"{name}:{server.server_port}", "Sec-Fetch-Site": "same-origin"})
+        assert status == 200 and answer["word"] == "bank"
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                                  "application/jsonx", "text/json"])
+def test_only_json_bodies_are_taken(server, kind):
+    """The content types a cross-origin page may send without a preflight, and near misses."""
+    status, _, answer = request(server, "POST", "/api/compare", json.dumps(OK).encode(), {"Content-Type": kind})
+    assert status == 415 and "application/json" in answer["error"]
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site"])
+def test_requests_a_browser_marks_as_foreign_do_not_run_the_models(server, site):
+    """Another page (another port of 127.0.0.1 is "same-site") cannot make the lab compute, even
+    blind: the JSON routes and the explorer refuse it. The page itself may be linked to."""
+    for method, path, body in ROUTES[1:]:
+        status, _, answer = request(server, method, path, body,
+                                    {"Sec-Fetch-Site": site, "Content-Type": "application/json"})
+        assert status == 403, (path, answer)
+    assert request(server, "GET", "/", headers={"Sec-Fetch-Site": site})[0] == 200
+
+
+def test_pages_run_only_their_own_script_and_cannot_be_framed(server):
+    for path in ("/", "/explorer?sentence=a%20bank"):
+        status, response, page = request(server, "GET", path)
+        policy = response.getheader("Content-Security-Policy")
+        scripts = re.findall(r"<script>(.*?)</script>", page.decode("utf-8"), flags=re.S)
+        assert status == 200 and scripts
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy and "connect-src 'self'" in policy
+        assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";")[0]
+        assert policy.count("'sha256-") == len(scripts)
+        assert response.getheader("Cross-Origin-Resource-Policy") == "same-origin"
+
+
+# ----------------------------------------------------------------------------- what a learner might type
+
+@pytest.mark.parametrize("field, payload", [
+    ("sentence 2", b'{"sentences": ["a bank", "the \\ud800 bank"], "word": "bank"}'),
+    ("the word", b'{"sentences": ["a bank", "the bank"], "word": "bank\\udfff"}'),
+    ("the sense label of sentence 1", b'{"sentences": ["a bank", "the bank"], "word": "bank", "senses": ["\\ud800", "x"]}'),
+])
+def test_a_lone_surrogate_is_a_clear_400(server, field, payload):
+    status, _, answer = post(server, payload)
+    assert status == 400 and answer["error"].startswith(f"{field} holds a lone surrogate"), answer
+    still_serving(server)
+
+
+HOSTILE = ["</script><script>window.pwned=1</script> bank", "<!--<script> bank", "<img src=x onerror=alert(1)> bank",
+           "\"quotes\" and 'single' bank \\ back\\slash", "line\u2028separators\u2029 bank", "nul \x00 bank"]
+
+
+def test_hostile_sentences_are_answered_as_text(server):
+    """Markup, separators and NUL are text to the lab: answered, and echoed back exactly (the page
+    escapes them where it shows them: tests/browser/test_lab.py)."""
+    for sentence in HOSTILE:
+        status, _, answer = post(server, {"sentences": [sentence, "the bank"], "word": "bank", "senses": [sentence[:30], "x"]})
+        assert status == 200, (sentence, answer)
+        assert answer["sentences"][0] == sentence.strip() and answer["senses"][0] == sentence[:30].strip()
+
+
+# ----------------------------------------------------------------------------- slow, idle and many clients
+
+SLOW_CLIENTS = 130
+FRESH_WITHIN_S = 8  # a fresh request while the slow clients hold their connections
+
+
+def test_slow_clients_do_not_starve_fresh_requests(server, monkeypatch):
+    """130 clients each trickle a header line every second; fresh requests are still answered
+    at once, and every slow client is cut off when its header time runs out."""
+    monkeypatch.setattr(lab_server, "HEADER_TIMEOUT_S", 4)
+    port = server.server_port
+    stop = threading.Event()
+    cut_after = []
+
+    def slow():
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            opened = time.monotonic()
+            sock.sendall(b"GET /api/info HTTP/1.0\r\n")
+            while not stop.is_set():
+                if select.select([sock], [], [], 1)[0]:  # the server closed it (EOF) or answered
+                    break
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    break
+            cut_after.append(time.monotonic() - opened)
+
+    threads = [threading.Thread(target=slow, daemon=True) for _ in range(SLOW_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)  # all of them connected and trickling
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            fresh = list(pool.map(lambda _: request(server, "GET", "/api/info"), range(4)))
+        assert [status for status, _, _ in fresh] == [200] * 4
+        assert time.monotonic() - started < FRESH_WITHIN_S
+        for thread in threads:
+            thread.join(lab_server.HEADER_TIMEOUT_S + 10)
+        assert len(cut_after) == SLOW_CLIENTS  # every one was cut off by the server, none hangs on
+        assert max(cut_after) < lab_server.HEADER_TIMEOUT_S + 5
+    finally:
+        stop.set()
+    still_serving(server)
+
+
+def test_past_the_connection_limit_a_client_gets_503_at_once(lab, monkeypatch):
+    monkeypatch.setattr(lab_server, "MAX_CONNECTIONS", 3)
+    with lab_server.serving(lab) as small:
+        idle = [socket.create_connection(("127.0.0.1", small.server_port), timeout=10) for _ in range(3)]
+        time.sleep(0.5)  # the server has accepted them
+        try:
+            started = time.monotonic()
+            answer = raw(small, b"GET /api/info HTTP/1.0\r\n\r\n", wait_s=10)
+            assert answer.startswith(b"HTTP/1.0 503") and b"too many open connections" in answer
+            assert time.monotonic() - started < 2
+        finally:
+            for sock in idle:
+                sock.close()
+        time.sleep(0.5)  # their threads see the close and free their slots
+        still_serving(small)
+
+
+def test_an_unread_stderr_does_not_stall_the_lab(lab, monkeypatch):
+    """The request log never blocks a request: with stderr stuck (a full pipe nobody reads), the
+    lab keeps answering, and drops log lines past its queue."""
+    stuck = threading.Event()
+
+    class StuckStderr:
+        def write(self, text):
+            stuck.wait()
+            return len(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", StuckStderr())
+    try:
+        with lab_server.serving(lab, quiet=False) as logged:
+            for _ in range(lab_server.LOG_QUEUE + 200):
+                status, _, _ = request(logged, "GET", "/api/info")
+                assert status == 200
+            assert logged.log.dropped > 0
+    finally:
+        stuck.set()
+
+
 def test_only_loopback_binds_quietly():
-    assert lab_module.bind_warning("127.0.0.1") is None
-    assert lab_module.bind_warning("localhost") is None
-    assert "other machines" in lab_module.bind_warning("0.0.0.0")
+    assert lab_server.bind_warning("127.0.0.1") is None
+    assert lab_server.bind_warning("localhost") is None
+    assert "other machines" in lab_server.bind_warning("0.0.0.0")
 
 
 def test_the_command_prints_its_address_and_stops_on_ctrl_c():
