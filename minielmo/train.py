@@ -240,6 +240,28 @@ def perplexity(bilm: BiLM, softmax: SharedSoftmax, sentences, vocab: Vocabulary 
             "targets": count}
 
 
+def training_step(bilm: BiLM, softmax: SharedSoftmax, optimizer: torch.optim.Optimizer, char_ids: torch.Tensor,
+                  word_ids: torch.Tensor, dropout: nn.Module, lr: float, bf16: bool = False):
+    """One update: both directions' loss, backward, gradient clipping, Adam. Returns (forward NLL,
+    backward NLL, targets per direction), or None when the loss or the gradient is not finite:
+    then the weights are left as they were (a diverging batch never reaches them)."""
+    device_type = char_ids.device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=bf16):
+        forward_nll, backward_nll, n = bilm_nll(bilm, softmax, char_ids, word_ids, dropout)
+    loss = (forward_nll + backward_nll) / (2 * n)  # mean of the two directions' NLL
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(parameters, CLIP_NORM)
+    if not (torch.isfinite(loss) and torch.isfinite(norm)):
+        optimizer.zero_grad(set_to_none=True)
+        return None
+    optimizer.step()
+    return forward_nll.item(), backward_nll.item(), n
+
+
 # ---------------------------------------------------------------------------------- schedule
 
 
@@ -397,7 +419,6 @@ def _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_ever
     bilm.train()
     softmax.train()
     nonfinite = 0
-    autocast = torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16)
     with open(paths["log"], "a", encoding="utf-8") as log:
         while run["tokens"] < total_tokens and not run["stopped_early"]:
             batches = make_batches(train_arrays.lengths, seed, run["epoch"])
@@ -405,18 +426,10 @@ def _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_ever
                 raise TrainingError(f"{corpus / 'train.txt'} gives no batch to train on")
             while run["batch_in_epoch"] < len(batches) and run["tokens"] < total_tokens:
                 char_ids, word_ids = train_arrays.batch(batches[run["batch_in_epoch"]], device)
-                with autocast:
-                    forward_nll, backward_nll, n = bilm_nll(bilm, softmax, char_ids, word_ids, dropout)
-                loss = (forward_nll + backward_nll) / (2 * n)  # mean of the two directions' NLL
                 lr = learning_rate(run["step"], run["tokens"] / total_tokens)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                norm = torch.nn.utils.clip_grad_norm_(parameters, CLIP_NORM)
+                outcome = training_step(bilm, softmax, optimizer, char_ids, word_ids, dropout, lr, bf16)
                 run["batch_in_epoch"] += 1
-                if not (torch.isfinite(loss) and torch.isfinite(norm)):
-                    # A non-finite loss or gradient never reaches the weights: the step is skipped.
+                if outcome is None:
                     nonfinite += 1
                     print(f"\nstep {run['step'] + 1}: non-finite loss or gradient, step skipped", file=sys.stderr)
                     if nonfinite >= MAX_NONFINITE_STEPS:
@@ -425,9 +438,9 @@ def _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_ever
                                             f"{paths['checkpoint']}); lower the learning rate or check the data")
                     continue
                 nonfinite = 0
-                optimizer.step()
+                forward_nll, backward_nll, n = outcome
                 run["step"], run["tokens"] = run["step"] + 1, run["tokens"] + n
-                forward_loss, backward_loss = forward_nll.item() / n, backward_nll.item() / n
+                forward_loss, backward_loss = forward_nll / n, backward_nll / n
                 rate = progress.show(run["step"], run["tokens"], forward_loss, backward_loss)
                 log.write(json.dumps({"step": run["step"], "tokens": run["tokens"], "epoch": run["epoch"],
                                       "forward_loss": round(forward_loss, 4), "backward_loss": round(backward_loss, 4),

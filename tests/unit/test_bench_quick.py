@@ -5,6 +5,7 @@ rows and that the contenders' embeddings agree with sentence-transformers."""
 import math
 
 import pytest
+import torch
 
 # The bench reports max|ours - sentence-transformers| over unit-length embeddings. 1e-5 is the
 # project's tolerance for real MiniLM (measured noise between two correct implementations: ~4e-6).
@@ -132,3 +133,15 @@ def test_approx_verdict_names_only_modes_faster_than_fp32():
         "Worth shipping on this CPU: none")
     line = verdict({"fp32 (fast path)": 1.0, "int8 (dynamic)": 1.3, "float16": 0.9})
     assert "int8 (dynamic) (1.30x)" in line and "float16" not in line
+
+
+def test_elmo_training_loop_section_runs_and_reports_both_rates(capsys):
+    from bench import elmo_loop
+
+    result = elmo_loop.main(["--quick"])
+    assert result["step_bound_tokens_per_s"] > 0 and result["loop_tokens_per_s"] > 0
+    assert result["loop_share"] > 0 and result["batch_build_ms"] > 0
+    assert "not judged in a quick run" in capsys.readouterr().out
+    if not torch.cuda.is_available():  # without a GPU the CUDA section says so and returns nothing
+        assert elmo_loop.main(["--device", "cuda"]) is None
+        assert "skipped, no CUDA device" in capsys.readouterr().out
