@@ -63,16 +63,16 @@ def assert_same(ours, readable):
 
 def test_the_training_path_runs_whenever_a_gradient_or_dropout_is_wanted():
     bilm = random_bilm()
-    assert bilm._path() == "training"
+    assert bilm.path() == "training"
     with torch.no_grad():
-        assert bilm._path() == "inference"
+        assert bilm.path() == "inference"
         bilm.dropout.p = 0.1
-        assert bilm.train()._path() == "training"  # dropout needs the modules' randomness
+        assert bilm.train().path() == "training"  # dropout needs the modules' randomness
     handle = bilm.char_cnn.register_forward_hook(lambda *args: None)
-    assert bilm._path() == "readable"  # a hook must see its module called
+    assert bilm.path() == "readable"  # a hook must see its module called
     handle.remove()
     bilm.fast_path = False
-    assert bilm._path() == "readable"
+    assert bilm.path() == "readable"
 
 
 def test_random_model_with_clipping_matches_readable_outputs_and_gradients(padded_batch):
@@ -151,8 +151,17 @@ def test_bilstm_layer_backward_passes_gradcheck():
     params = [torch.randn(*shape, **double) for _ in range(2)
               for shape in ((4 * C, In), (4 * C, P), (4 * C,), (P, C))]
 
+    padding = fast_grad.Padding(mask, mask.all(dim=1).tolist())
+    clips = fast_grad.Clips(cell=0.8, projection=0.7)
+
     def layer(inputs, hidden0, memory0, *params):
-        return fast_grad.BiLstmLayer.apply(inputs, mask, hidden0, memory0, 0.8, 0.7, *params)
+        # The weights the loop reads, stacked from the parameters here as fast.fused_weights lays
+        # them out (a copy: these parameters belong to no cell), so that every perturbation of a
+        # parameter reaches them.
+        input_w, hidden_w, bias, projection = (torch.stack(pair) for pair in zip(params[:4], params[4:]))
+        weights = fast.LayerWeights(input=input_w.transpose(1, 2), bias=bias.unsqueeze(1),
+                                    hidden=hidden_w.transpose(1, 2), projection=projection.transpose(1, 2))
+        return fast_grad.BiLstmLayer.apply(inputs, padding, hidden0, memory0, clips, weights, *params)
 
     outputs, _, memory = layer(inputs, hidden0, memory0, *params)
     assert (outputs.abs() == 0.7).any() and (memory.abs() == 0.8).any(), "the clips should bind"
