@@ -16,22 +16,23 @@ minielmo/train.py, outside the model.
 Which code runs (`BiLM.path`): the classes below are the reference, but by default a call does
 not run them step by step. It runs the same maths through a fast path that sits beside them:
 minielmo/fast.py (batched and scripted, inference only) when no gradient and no dropout is
-wanted, else minielmo/fast_grad.py (backward passes written by hand, for training). The modules
-below run, every one called as written, when `bilm.fast_path = False`, or when a forward hook is
-registered on the model, on one of its modules or globally (the fast paths call none of the
-modules they fuse, so a hook would never fire). Either way the layer loop is `bilstm_stack`
-below; only the layer function differs. Tests pin the three paths together (test_elmo_fast.py,
-test_elmo_fast_grad.py, test_elmo_autocast.py under bf16 autocast).
+wanted, else minielmo/fast_grad.py (backward passes written by hand, for training under
+autograd). The modules below run, every one called as written, when `bilm.fast_path = False`, or
+while a forward hook is registered on the model, on one of its modules or globally (the fast
+paths call none of the modules they fuse, so a hook would never fire). Second derivatives need
+`fast_path = False`: the training path's backward pass is not itself differentiable. Every path
+runs the layer loop `BiLM.bilstm_stack`; only the layer function differs. Tests pin the three
+paths together (test_elmo_fast.py, test_elmo_fast_grad.py; test_elmo_autocast.py under autocast).
 
 What the first fast call does to the parameters: it moves each LSTM layer's eight weights (both
-directions) and each highway layer's four into one flat buffer per layer, and every such
-Parameter becomes a view of its slice (weights/fused.py). The Parameter objects, their names,
-values, gradients and optimizer state stay as they were, but their storage is now the buffer
-(`param.untyped_storage()` is the whole layer's), and the modules gain plain attributes
-`_fused_bilstm` (forward cells) and `_fused_highway` (highway gates) holding it. Any later write
-to a weight, by any route, is what the fast paths read; replacing a weight's storage (`.to()`,
-`param.data = ...`) rebuilds the buffer on the next fast call. A model that never runs a fast
-path is never touched.
+directions) into one flat buffer per layer, and on the inference path each highway layer's four
+into another; every such Parameter becomes a view of its slice (weights/fused.py). The Parameter
+objects, their names, values, gradients and optimizer state stay as they were, but their storage
+is now the buffer (`param.untyped_storage()` is the whole layer's), and the modules gain plain
+attributes `_fused_bilstm` (forward cells) and `_fused_highway` (highway gates) holding it. Any
+later write to a weight, by any route, is what the fast paths read; replacing a weight's storage
+(`.to()`, `param.data = ...`) rebuilds the buffer on the next fast call. A model that only ever
+runs the readable path is never touched.
 
 State: the model is stateless by default (every call starts both directions from zero state), so
 the same input always gives the same output. `stateful=True` reproduces the reference, whose
