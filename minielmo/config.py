@@ -136,22 +136,17 @@ class ElmoConfig:
 # Readers of options.json values. JSON has real booleans and numbers; a string such as "false" is
 # refused rather than converted (bool("false") is True).
 
-def _integer(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected a JSON integer, got {type(value).__name__}")
-    return value
+def _reader(kind: type, described: str):
+    """A reader that passes a value of JSON type `kind` through and refuses any other; a bool is
+    no integer here, though Python's bool is an int."""
+    def read(value):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise TypeError(f"expected {described}, got {type(value).__name__}")
+        return value
+    return read
 
 
-def _boolean(value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {type(value).__name__}")
-    return value
-
-
-def _string(value) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
+_integer, _boolean, _string = _reader(int, "a JSON integer"), _reader(bool, "true or false"), _reader(str, "a string")
 
 
 def _clip(value) -> float | None:

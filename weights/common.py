@@ -227,7 +227,7 @@ class without_random_init(TorchFunctionMode):
     answers those calls by returning the tensor unfilled and runs every other function as usual.
     Modes are per thread, so other threads building models meanwhile get their random init as
     usual, and nothing global is patched. (Building on the meta device and then `to_empty()`
-    does the same, at ~40 ms more per model, spent in meta kernels written in Python.)"""
+    does the same, more slowly: the meta kernels it runs are written in Python.)"""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
