@@ -247,8 +247,8 @@ def fused_weights(forward_cell: nn.Module, backward_cell: nn.Module, dtype: torc
     live in (weights/fused.py), so no write can leave them stale; cast (a copy) where `dtype`
     differs from theirs.
 
-    Both fast paths read weights this way. The alternative, a stacked copy per call, costs two
-    copies of every layer's weights per call and, as a cache across calls, could go stale.
+    Both fast paths read weights this way. The alternative, a stacked copy per call, copies every
+    layer's weights on every call, and kept as a cache across calls it could go stale.
     Autograd does not see through the views: the training path hands the parameters themselves
     to its autograd.Function, which returns their gradients (fast_grad.BiLstmLayer)."""
     C, P = forward_cell.cell_size, forward_cell.projection_dim
@@ -345,7 +345,8 @@ def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_inpu
         outputs, hidden, memory = compiled_recurrence(
             inputs, weights.input, weights.bias, mask.t().contiguous(), mask.all(dim=0).tolist(), hidden, memory,
             weights.hidden, weights.projection, *clips(forward_cell), workspace, chunk_steps(B))
-    return (*batch_major(outputs.transpose(0, 1), lengths), final_states(hidden, memory))  # (T, 2, B, P) -> (2, T, B, P)
+    outputs = outputs.transpose(0, 1)  # (T, 2, B, P) -> (2, T, B, P)
+    return (*batch_major(outputs, lengths), final_states(hidden, memory))
 
 
 def layer_sharing_a_workspace(token_embedding: torch.Tensor, cell_size: int):

@@ -19,7 +19,10 @@ backpropagation written out by hand where autograd's op-by-op version wastes mos
     matmul each after the loop, where autograd would do one small matmul per step.
 
 Everything else (embedding, highway, projection, dropout, the residual connection) runs through
-the readable modules under autograd. tests/unit/test_elmo_fast_grad.py pins outputs and every
+the readable modules under autograd; the layer loop is BiLM.bilstm_stack's, with `bilstm_layer`
+below as its layer, and the LSTM weights are read as fast.py reads them (fast.fused_weights:
+views of the parameters' own storage, no copy). Under autocast the LSTM layer computes in
+autocast's dtype (fast.compute_dtype). tests/unit/test_elmo_fast_grad.py pins outputs and every
 gradient to the readable path and checks the hand-written backward with gradcheck in float64.
 NOTE (deviation): a clipped value's gradient is zero where |value| == clip exactly (the readable
 clamp passes it there); rounding makes this a measure-zero event. Second derivatives are not

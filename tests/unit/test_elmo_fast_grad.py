@@ -117,6 +117,20 @@ def test_a_frozen_char_cnn_still_trains_the_lstm(padded_batch):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in bilm.forward_layers.parameters())
 
 
+@pytest.mark.parametrize("fast_path", [False, True], ids=["readable", "training path"])
+def test_a_weight_changed_between_forward_and_backward_is_refused(padded_batch, fast_path):
+    """The training path reads the LSTM weights as views of the parameters' storage, and hands the
+    parameters to autograd, which checks them as it checks the readable path's: a backward pass
+    after an in-place change would mix old activations with new weights, so it raises."""
+    bilm = random_bilm()
+    bilm.fast_path = fast_path
+    out = bilm(padded_batch)
+    with torch.no_grad():
+        bilm.forward_layers[1].hidden_to_gates.weight.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out["activations"][-1].sum().backward()
+
+
 @pytest.mark.parametrize("longest", [3, 30, 60])  # trimmed a lot, a little, not at all (cut to 48)
 def test_padding_columns_are_skipped_exactly(longest):
     """Both fast paths skip the all-padding character columns (fast.trim_fill); the result is exact."""
