@@ -274,7 +274,13 @@ def compute_dtype(like: torch.Tensor) -> torch.dtype:
     The layers run with autocast off, on inputs, states and weights cast to it, because their
     time loops write into preallocated buffers, which autocast's casts would not match."""
     device = like.device.type
-    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else like.dtype
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4 asks by device type
+        on, dtype = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+    elif device == "cpu":  # torch 2.2 and 2.3 (pyproject allows them) ask per device family
+        on, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+    else:
+        on, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+    return dtype if on else like.dtype
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
