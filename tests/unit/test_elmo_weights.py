@@ -34,6 +34,23 @@ def tiny_config():
     return minielmo.ElmoConfig.from_options_file(minielmo.FIXTURE_OPTIONS)
 
 
+def test_options_are_written_back_as_they_were_read():
+    """to_options runs config.OPTIONS backwards: every value the model reads from the fixture's
+    options.json comes back unchanged at its place, and every config survives the round trip."""
+    from minielmo.config import OPTIONS
+    from minielmo.train import SIZES
+
+    original = json.loads(Path(minielmo.FIXTURE_OPTIONS).read_text())
+    written = tiny_config().to_options()
+    for _, place, _ in OPTIONS:
+        ours, theirs = written, original
+        for key in place:
+            ours, theirs = ours[key], theirs[key]
+        assert ours == theirs, place
+    for config in (tiny_config(), *SIZES.values()):
+        assert minielmo.ElmoConfig.from_options(json.loads(json.dumps(config.to_options()))) == config
+
+
 def test_every_row_of_the_table_has_an_inverse_that_undoes_it():
     """The table read backwards (weights.common.source_tensors, what the export writes) gives
     tensors that load back into exactly the parameters they came from."""
