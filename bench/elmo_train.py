@@ -80,7 +80,7 @@ def lstm_jobs(config, batch: int, positions: int, min_time: float) -> dict:
     """The biLSTM stack alone, forward + backward + Adam: minielmo's training path, its readable
     LSTM layers and torch.nn.LSTM(proj_size) on the same (B, T+2, P) input."""
     from minielmo import fast_grad
-    from minielmo.bilm import BiLM
+    from minielmo.bilm import BiLM, bilstm_layer
 
     torch.manual_seed(0)
     P, C = config.projection_dim, config.cell_size
@@ -93,17 +93,17 @@ def lstm_jobs(config, batch: int, positions: int, min_time: float) -> dict:
     torch_params = [p for lstm in directions for p in lstm.parameters()]
     torch_optimizer = torch.optim.Adam(torch_params)
 
-    def ours(stack):
-        layers, _ = stack(inputs, mask, bilm._initial_states(batch))
+    def ours(layer):
+        layers, _ = bilm.bilstm_stack(inputs, mask, bilm.initial_states(batch), layer)
         ours_optimizer.zero_grad()
         layers[-1].sum().backward()  # (B, T+2, 2P) -> scalar
         ours_optimizer.step()
 
     def training_path():
-        ours(lambda *args: fast_grad.bilstm_stack(bilm, *args))
+        ours(fast_grad.bilstm_layer)
 
     def readable():
-        ours(bilm._bilstm_stack)
+        ours(bilstm_layer)
 
     def reference():
         forward_out, _ = directions[0](inputs)  # (B, T+2, P)

@@ -12,8 +12,9 @@ the work reordered and fused:
     only: padding is packed away before them and scattered back for attention.
 The stacked QKV weight is no copy: on first use query, key and value are moved into one buffer
 and become views of it (weights/fused.py says exactly what rebuilds it), so every write to them,
-`.data` included, is what the fast path reads. `map_batches` runs whole batches in parallel, one thread each,
-which uses 2-4 cores better than splitting every small op.
+`.data` included, is what the fast path reads (model.py's docstring says what that does to
+the parameters). `map_batches` runs whole batches in parallel, one thread each, which uses a few
+cores better than splitting every small op (`python -m bench`, bench/RESULTS.md).
 
 Inference only: no dropout, no attention maps, no hidden states. tests/unit/test_bert_fast.py
 pins it to the explicit path within 1e-5 on padded batches.
@@ -28,14 +29,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from weights.fused import shared_storage, watched  # noqa: F401 (watched: sentence.py asks fast.watched)
+from weights import fused
+
+
+def watched(model: nn.Module) -> bool:
+    """True when this path may not compute a call of `model`: a forward hook is registered on it,
+    on one of its modules or globally (weights.fused.watched). The path calls none of the modules
+    it fuses, so the hook would never fire; the caller runs the explicit model instead."""
+    return fused.watched(model)
+
 
 def fused_qkv(attn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """(3D, D) weight and (3D,) bias stacking query, key, value. They are views of the storage
     the six parameters themselves live in (weights/fused.py), so no write can leave them stale."""
     params = (attn.query.weight, attn.key.weight, attn.value.weight,
               attn.query.bias, attn.key.bias, attn.value.bias)
-    storage = shared_storage(attn, "_fused_qkv", params)
+    storage = fused.shared_storage(attn, "_fused_qkv", params)
     D = attn.query.weight.shape[0]
     return storage[:3 * D * D].view(3 * D, D), storage[3 * D * D:]  # 3 x (D, D) -> (3D, D); 3 x (D,) -> (3D,)
 

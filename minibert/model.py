@@ -11,6 +11,20 @@ Checked against transformers 5.24 `models/bert/modeling_bert.py` (BertModel, eag
 <= 1e-5 max-abs on every hidden state and attention map (tests/equivalence/test_bert_*.py).
 Left out: training, the MLM/NSP heads, decoders and cross-attention, KV cache, relative positions.
 This file imports only torch; checkpoints are read by `weights/`, called lazily in `from_pretrained`.
+
+Which code runs: calling `BertModel` always runs the modules below, every one as written. The
+fast path, minibert/fast.py (the same maths with fused kernels and padding packed away,
+inference only), is what `SentenceEncoder.encode` runs by default (minibert/sentence.py); it
+runs these modules instead while a forward hook is registered on the model, on one of its
+modules or globally, since the fast path calls none of the modules it fuses and the hook would
+never fire. tests/unit/test_bert_fast.py pins the two together.
+
+What the first fast call does to the parameters: in every layer it moves the query, key and
+value weights and biases into one flat buffer, and each of those six Parameters becomes a view
+of its slice (weights/fused.py). The Parameter objects, names, values and gradients stay as they
+were, but their storage is now the buffer, and each `MultiHeadSelfAttention` gains a plain
+attribute `_fused_qkv` holding it. Any later write to a weight is what the fast path reads;
+replacing a weight's storage (`.to()`, `param.data = ...`) rebuilds the buffer on the next call.
 """
 
 from __future__ import annotations

@@ -13,6 +13,27 @@ biLM's outputs shipped with that wheel (tests/equivalence/test_elmo_fixtures.py)
 Left out: the reference's word-vector cache. The LM softmax that trains the biLM lives in
 minielmo/train.py, outside the model.
 
+Which code runs (`BiLM.path`): the classes below are the reference, but by default a call does
+not run them step by step. It runs the same maths through a fast path that sits beside them:
+minielmo/fast.py (batched and scripted, inference only) when no gradient and no dropout is
+wanted, else minielmo/fast_grad.py (backward passes written by hand, for training under
+autograd). The modules below run, every one called as written, when `bilm.fast_path = False`, or
+while a forward hook is registered on the model, on one of its modules or globally (the fast
+paths call none of the modules they fuse, so a hook would never fire). Second derivatives need
+`fast_path = False`: the training path's backward pass is not itself differentiable. Every path
+runs the layer loop `BiLM.bilstm_stack`; only the layer function differs. Tests pin the three
+paths together (test_elmo_fast.py, test_elmo_fast_grad.py; test_elmo_autocast.py under autocast).
+
+What the first fast call does to the parameters: it moves each LSTM layer's eight weights (both
+directions) into one flat buffer per layer, and on the inference path each highway layer's four
+into another; every such Parameter becomes a view of its slice (weights/fused.py). The Parameter
+objects, their names, values, gradients and optimizer state stay as they were, but their storage
+is now the buffer (`param.untyped_storage()` is the whole layer's), and the modules gain plain
+attributes `_fused_bilstm` (forward cells) and `_fused_highway` (highway gates) holding it. Any
+later write to a weight, by any route, is what the fast paths read; replacing a weight's storage
+(`.to()`, `param.data = ...`) rebuilds the buffer on the next fast call. A model that only ever
+runs the readable path is never touched.
+
 State: the model is stateless by default (every call starts both directions from zero state), so
 the same input always gives the same output. `stateful=True` reproduces the reference, whose
 LSTM always carries each batch row's final state into the next call; `reset_states()` clears it.
@@ -142,6 +163,21 @@ class LstmCellWithProjection(nn.Module):
         return outputs, (hidden, memory)
 
 
+def bilstm_layer(forward_cell: LstmCellWithProjection, backward_cell: LstmCellWithProjection,
+                 forward_input: torch.Tensor, backward_input: torch.Tensor, mask: torch.Tensor, states):
+    """Both directions of one biLSTM layer, each cell run step by step (the readable layer of
+    BiLM.bilstm_stack; fast.py and fast_grad.py each have a drop-in for it).
+
+    forward_input, backward_input (B, T, P); mask (B, T) bool; states (forward, backward), each
+    (hidden (B, P), memory (B, C)) or None for zeros.
+    Returns forward_out, backward_out (B, T, P) and ((hidden, memory) forward, ... backward).
+    """
+    # The directions are independent: each feeds only itself at the next layer.
+    forward_out, forward_state = forward_cell(forward_input, mask, states[0], reverse=False)  # (B, T, P)
+    backward_out, backward_state = backward_cell(backward_input, mask, states[1], reverse=True)  # (B, T, P)
+    return forward_out, backward_out, (forward_state, backward_state)
+
+
 class BiLM(nn.Module):
     """Character ids -> the L + 1 layers of the biLM, each (B, T+2, 2P), with <S> and </S> added."""
 
@@ -149,10 +185,8 @@ class BiLM(nn.Module):
         super().__init__()
         self.config = config
         self.stateful = stateful
-        # True runs the same maths through a fast path unless a forward hook watches a module:
-        # minielmo/fast.py (batched, scripted, inference only) when no gradient is needed and no
-        # dropout is active, else minielmo/fast_grad.py (differentiable, for training). Both are
-        # pinned to the readable modules by tests. False always runs the modules below step by step.
+        # True runs the same maths through a fast path unless a forward hook watches a module (see
+        # the module docstring and `path`); False always runs the modules below step by step.
         self.fast_path = True
         # Dropout on the input of every LSTM layer while training, as bilm-tf's DropoutWrapper
         # (input_keep_prob = 1 - dropout) does; inactive in eval mode.
@@ -223,47 +257,51 @@ class BiLM(nn.Module):
         positions = torch.arange(T + 2, device=char_ids.device)
         mask = positions.unsqueeze(0) < (lengths + 2).unsqueeze(1)  # (B, T+2)
 
-        initial_states = self._initial_states(B)
-        path = self._path()
+        initial_states = self.initial_states(B)
+        path = self.path()
         if path == "inference":  # the same maths, batched and scripted: minielmo/fast.py
             token_embedding = fast.char_cnn(self.char_cnn, with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
-            lstm_layers, final_states = fast.bilstm_stack(self, token_embedding, mask, initial_states)
+            layer = fast.layer_sharing_a_workspace(token_embedding, self.config.cell_size)
         elif path == "training":  # the same maths with hand-written backward passes: fast_grad.py
             token_embedding = fast_grad.char_cnn(self.char_cnn, with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
-            lstm_layers, final_states = fast_grad.bilstm_stack(self, token_embedding, mask, initial_states)
+            layer = fast_grad.bilstm_layer
         else:
             token_embedding = self.char_cnn(with_boundaries)  # (B, T+2, W) -> (B, T+2, P)
-            lstm_layers, final_states = self._bilstm_stack(token_embedding, mask, initial_states)
+            layer = bilstm_layer
+        lstm_layers, final_states = self.bilstm_stack(token_embedding, mask, initial_states, layer)
         # The token layer has no direction; duplicating it gives it the width 2P of the others.
         token_layer = torch.cat([token_embedding, token_embedding], dim=-1)  # (B, T+2, 2P)
         if self.stateful:
             self._save_states(final_states)
         return {"activations": [token_layer * mask.unsqueeze(-1), *lstm_layers], "mask": mask}
 
-    def _bilstm_stack(self, token_embedding, mask, initial_states):
-        """The readable layer loop: token_embedding (B, T+2, P) -> L layers (B, T+2, 2P) and each
-        layer's final ((hidden, memory) forward, (hidden, memory) backward)."""
+    def bilstm_stack(self, token_embedding: torch.Tensor, mask: torch.Tensor, initial_states: list,
+                     layer=bilstm_layer):
+        """The layer loop of every path: token_embedding (B, T+2, P), mask (B, T+2), initial_states
+        from `initial_states` -> L layers (B, T+2, 2P) and each layer's final
+        ((hidden, memory) forward, (hidden, memory) backward).
+
+        `layer` computes one layer, both directions: bilstm_layer (the readable cells, step by step),
+        fast.bilstm_layer (inference) or fast_grad.bilstm_layer (training); see bilstm_layer."""
         layers, final_states = [], []
         forward_hidden = backward_hidden = token_embedding
-        for layer in range(self.config.n_layers):
-            forward_state, backward_state = initial_states[layer]
-            # The directions are independent: each feeds only itself at the next layer.
-            forward_out, forward_state = self.forward_layers[layer](
-                self.dropout(forward_hidden), mask, forward_state, reverse=False)  # (B, T+2, P)
-            backward_out, backward_state = self.backward_layers[layer](
-                self.dropout(backward_hidden), mask, backward_state, reverse=True)  # (B, T+2, P)
+        for index, cells in enumerate(zip(self.forward_layers, self.backward_layers)):
+            # Dropout is the identity in eval mode, and the inference path runs only there or at p = 0.
+            forward_out, backward_out, states = layer(*cells, self.dropout(forward_hidden),
+                                                      self.dropout(backward_hidden), mask, initial_states[index])
             # Residual connection (bilm-tf wraps every layer but the first in a ResidualWrapper;
-            # the first one's input is the context-free token embedding).
-            if layer > 0 and self.config.use_skip_connections:
+            # the first one's input is the context-free token embedding). Not in place: a fast
+            # layer's final hidden state may be a view of its output.
+            if index > 0 and self.config.use_skip_connections:
                 forward_out, backward_out = forward_out + forward_hidden, backward_out + backward_hidden
             layers.append(torch.cat([forward_out, backward_out], dim=-1))  # (B, T+2, 2P)
-            final_states.append((forward_state, backward_state))
+            final_states.append(states)
             forward_hidden, backward_hidden = forward_out, backward_out
         return layers, final_states
 
-    def _path(self) -> str:
-        """Which code computes this call: "readable" (the modules above, step by step), "inference"
-        (fast.py) or "training" (fast_grad.py).
+    def path(self) -> str:
+        """Which code computes the next call: "readable" (the modules above, step by step),
+        "inference" (fast.py) or "training" (fast_grad.py).
 
         Both fast paths fuse away the module calls that forward hooks act on, so a watched model
         (or fast_path=False) runs the readable modules. The inference path writes into
@@ -276,8 +314,9 @@ class BiLM(nn.Module):
         dropping = self.training and self.dropout.p > 0
         return "training" if wants_grad or dropping else "inference"
 
-    def _initial_states(self, B: int) -> list:
-        """Per layer: ((hidden, memory) forward, (hidden, memory) backward), None meaning zeros."""
+    def initial_states(self, B: int) -> list:
+        """Per layer, for a batch of B rows: ((hidden, memory) forward, (hidden, memory) backward),
+        None meaning zeros; the carried state where stateful, else all None."""
         L = self.config.n_layers
         if not self.stateful or self._state is None:
             return [(None, None)] * L

@@ -88,20 +88,7 @@ class ElmoConfig:
                 raise ValueError(f"{source}: bad value {value!r} for '{path}' ({error})") from None
 
         try:
-            return cls(
-                projection_dim=need(_integer, "lstm", "projection_dim"),
-                cell_size=need(_integer, "lstm", "dim"),
-                n_layers=need(_integer, "lstm", "n_layers"),
-                cell_clip=need(_clip, "lstm", "cell_clip"),
-                proj_clip=need(_clip, "lstm", "proj_clip"),
-                use_skip_connections=need(_boolean, "lstm", "use_skip_connections"),
-                filters=need(_filters, "char_cnn", "filters"),
-                n_highway=need(_integer, "char_cnn", "n_highway"),
-                char_embedding_dim=need(_integer, "char_cnn", "embedding", "dim"),
-                n_characters=need(_integer, "char_cnn", "n_characters"),
-                max_characters_per_token=need(_integer, "char_cnn", "max_characters_per_token"),
-                activation=need(_string, "char_cnn", "activation"),
-            )
+            return cls(**{field: need(reader, *place) for field, place, reader in OPTIONS})
         except ValueError as error:
             if str(error).startswith(source):
                 raise
@@ -119,39 +106,31 @@ class ElmoConfig:
         return cls.from_options(options, source=str(path))
 
     def to_options(self) -> dict:
-        """The inverse of from_options: an options.json-shaped dict (used by the converter)."""
-        return {
-            "lstm": {"projection_dim": self.projection_dim, "dim": self.cell_size,
-                     "n_layers": self.n_layers, "cell_clip": self.cell_clip,
-                     "proj_clip": self.proj_clip,
-                     "use_skip_connections": self.use_skip_connections},
-            "char_cnn": {"filters": [list(f) for f in self.filters], "n_highway": self.n_highway,
-                         "embedding": {"dim": self.char_embedding_dim},
-                         "n_characters": self.n_characters,
-                         "max_characters_per_token": self.max_characters_per_token,
-                         "activation": self.activation},
-        }
+        """The inverse of from_options, through the same table: an options.json-shaped dict (used
+        by the converter and the export)."""
+        options: dict = {}
+        for field, place, _ in OPTIONS:
+            section = options
+            for key in place[:-1]:
+                section = section.setdefault(key, {})
+            section[place[-1]] = _as_json(getattr(self, field))
+        return options
 
 
 # Readers of options.json values. JSON has real booleans and numbers; a string such as "false" is
 # refused rather than converted (bool("false") is True).
 
-def _integer(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected a JSON integer, got {type(value).__name__}")
-    return value
+def _reader(kind: type, described: str):
+    """A reader that passes a value of JSON type `kind` through and refuses any other; a bool is
+    no integer here, though Python's bool is an int."""
+    def read(value):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise TypeError(f"expected {described}, got {type(value).__name__}")
+        return value
+    return read
 
 
-def _boolean(value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {type(value).__name__}")
-    return value
-
-
-def _string(value) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
+_integer, _boolean, _string = _reader(int, "a JSON integer"), _reader(bool, "true or false"), _reader(str, "a string")
 
 
 def _clip(value) -> float | None:
@@ -169,3 +148,26 @@ def _filters(value) -> tuple[tuple[int, int], ...]:
     if not isinstance(value, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in value):
         raise TypeError("expected a list of [width, count] pairs")
     return tuple((_integer(width), _integer(count)) for width, count in value)
+
+
+def _as_json(value):
+    """Tuples (the filters) as the JSON lists they were read from."""
+    return [_as_json(item) for item in value] if isinstance(value, tuple) else value
+
+
+# Our field <- its place in options.json, read through the check for its JSON type: from_options
+# reads the table, to_options writes it back.
+OPTIONS = (
+    ("projection_dim", ("lstm", "projection_dim"), _integer),
+    ("cell_size", ("lstm", "dim"), _integer),
+    ("n_layers", ("lstm", "n_layers"), _integer),
+    ("cell_clip", ("lstm", "cell_clip"), _clip),
+    ("proj_clip", ("lstm", "proj_clip"), _clip),
+    ("use_skip_connections", ("lstm", "use_skip_connections"), _boolean),
+    ("filters", ("char_cnn", "filters"), _filters),
+    ("n_highway", ("char_cnn", "n_highway"), _integer),
+    ("char_embedding_dim", ("char_cnn", "embedding", "dim"), _integer),
+    ("n_characters", ("char_cnn", "n_characters"), _integer),
+    ("max_characters_per_token", ("char_cnn", "max_characters_per_token"), _integer),
+    ("activation", ("char_cnn", "activation"), _string),
+)

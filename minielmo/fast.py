@@ -1,7 +1,8 @@
-"""A fast path for the biLM, beside the readable modules in bilm.py (which stay the reference).
+"""The fast paths for the biLM, beside the readable modules in bilm.py (which stay the reference):
+this file's inference path, and what it shares with the training path (minielmo/fast_grad.py).
 
 Shape legend: B batch · T tokens · W chars/token · E char-emb · K_i filters of width w_i ·
-P projection · C cell · 2 directions (forward, backward)
+In LSTM input · P projection · C cell · 2 directions (forward, backward)
 
 Same maths as `CharCNN` and `LstmCellWithProjection` (Peters et al. 2018 §3.4; Sak et al. 2014),
 with the work reordered so that fewer, larger operations do it:
@@ -16,31 +17,36 @@ with the work reordered so that fewer, larger operations do it:
     each step is one batched matmul (2, B, P) @ (2, P, 4C) for the pair.
   - The time loop is TorchScript where available (less per-op overhead, which is most of the
     time for small models); where scripting fails it runs as the same plain Python function.
-Stacked weights are no copies: on first use the parameters they stack are moved into one buffer
-and become views of it (weights/fused.py says exactly what rebuilds it), so every write to a
-weight, `.data` included, is what the fast path reads.
+The layer loop itself is BiLM.bilstm_stack's, with `bilstm_layer` below as its layer.
+
+Stacked weights are no copies, on both fast paths: on first use the parameters they stack are
+moved into one buffer and become views of it (weights/fused.py says exactly what rebuilds it), so
+every write to a weight, `.data` included, is what the fast paths read. Under autocast the LSTM
+runs in autocast's dtype on a cast copy of them (`compute_dtype`).
 
 tests/unit/test_elmo_fast.py pins this path to the readable one within 1e-5 on padded batches,
-stateless and stateful.
+stateless and stateful; tests/unit/test_elmo_autocast.py all three paths under bf16 autocast.
 """
 
 import warnings
-from typing import List, Optional
+from functools import partial
+from typing import List, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from weights.fused import shared_storage, watched  # noqa: F401 (watched: BiLM asks fast.watched)
+from weights import fused
 
 # ---------------------------------------------------------------------------------- char CNN
 
 
-# Tokens per chunk are chosen so that one chunk's convolution outputs, (tokens, W, K) floats, stay
-# near this many bytes: small enough to be max-pooled while still in cache.
+# Tokens per chunk of the convolutions, on both fast paths, are chosen so that one chunk's
+# convolution outputs (and, on the training path, its window matrix) stay near this many bytes:
+# small enough to be max-pooled while still in cache.
 CNN_CHUNK_BYTES = 4 * 2**20
-# torch's max over the middle dim of (n, positions, columns) is 3-7x slower below 32 columns
-# (measured on torch 2.13 CPU: 160 us at 16 columns, 22 us at 32, for 169 tokens x 48 positions).
+# torch's max over the middle dim of (n, positions, columns) is several times slower below 32
+# columns on CPU; `python -m bench.profile` measures where the char CNN's time goes (bench/PROFILE.md).
 AMAX_MIN_COLUMNS = 32
 
 
@@ -107,7 +113,7 @@ def highway(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     (N, K) passes cost as much as the matmuls when every one allocates a fresh tensor."""
     K = hidden.shape[1]
     for gate, nonlinear in zip(module.transform_gate, module.nonlinear):
-        storage = shared_storage(gate, "_fused_highway", (gate.weight, nonlinear.weight, gate.bias, nonlinear.bias))
+        storage = fused.shared_storage(gate, "_fused_highway", (gate.weight, nonlinear.weight, gate.bias, nonlinear.bias))
         weight = storage[:2 * K * K].view(2 * K, K).t()  # 2 x (K, K) -> (K, 2K), a view
         bias = storage[2 * K * K:]  # 2 x (K,) -> (2K,)
         both = torch.addmm(bias, hidden, weight)  # (N, K) @ (K, 2K) -> (N, 2K)
@@ -123,13 +129,15 @@ def highway(module: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
 
 # Steps of W x_t computed per matmul are chosen so that one matmul covers about this many
 # rows (batch rows x steps): enough for the matmul to run near full speed (it reads the input
-# weights once per chunk), and a bounded workspace, (2, rows, 4C) floats (33 MB at the released
-# "original" size), however long the sentences are. Precomputing every step at once needs
-# (2, T*B, 4C): 113 MB at 32 x 27 tokens, freshly mapped (and page-faulted) by every layer.
+# weights once per chunk), and a bounded workspace, (2, rows, 4C) floats, however long the
+# sentences are. Precomputing every step at once needs (2, T*B, 4C) floats, freshly mapped (and
+# page-faulted) by every layer. How this trades off is measured
+# by `python -m bench` (bench/RESULTS.md) and `python -m bench.profile` (bench/PROFILE.md).
 CHUNK_ROWS = 256
 
 
 def chunk_steps(batch_size: int) -> int:
+    """Time steps per input matmul: CHUNK_ROWS rows of (batch rows x steps)."""
     return max(1, CHUNK_ROWS // batch_size)
 
 
@@ -144,11 +152,12 @@ def _workspace_size(batch_size: int, steps: int, cell_size: int) -> int:
     return 2 * (min(steps, chunk_steps(batch_size)) + 1) * batch_size * 4 * cell_size  # (2, chunk + 1, B, 4C)
 
 
-def _recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor,
-                all_active: List[bool], hidden: torch.Tensor, memory: torch.Tensor,
-                hidden_to_gates: torch.Tensor, projection: torch.Tensor, cell_clip: float,
-                proj_clip: float, workspace: torch.Tensor, chunk: int):
-    """The time loop for both directions at once, time-major.
+def recurrence(inputs: torch.Tensor, w_input: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor,
+               all_active: List[bool], hidden: torch.Tensor, memory: torch.Tensor,
+               hidden_to_gates: torch.Tensor, projection: torch.Tensor, cell_clip: float,
+               proj_clip: float, workspace: torch.Tensor, chunk: int):
+    """The time loop for both directions at once, time-major. (Positional tensors, not a
+    LayerWeights: this is the function TorchScript compiles; bilstm_layer is its one caller.)
 
     inputs (2, T, B, P); w_input (2, P, 4C) and bias (2, 1, 4C), gate order (i, f, g, o);
     mask (T, B) bool; all_active[t] is True when every row is real at step t; hidden (2, B, P);
@@ -206,24 +215,72 @@ def _script(fn):
         return fn
 
 
-_compiled_recurrence = _script(_recurrence)
+compiled_recurrence = _script(recurrence)
 
-def fused_weights(forward_cell: nn.Module, backward_cell: nn.Module):
-    """Both directions' weights stacked, gate order (i, f, g, o) as in the cells: input (2, P, 4C),
-    bias (2, 1, 4C), hidden (2, P, 4C), projection (2, C, P). All are views of the storage the
-    cells' parameters themselves live in (weights/fused.py), so no write can leave them stale."""
+
+# ---------------------------------------------------------------------------------- shared by both fast paths
+
+
+def watched(bilm: nn.Module) -> bool:
+    """True when neither fast path may compute a call of `bilm`: a forward hook is registered on
+    it, on one of its modules or globally (weights.fused.watched). Both fast paths call none of the
+    modules they fuse, so the hook would never fire; BiLM.path then picks the readable modules."""
+    return fused.watched(bilm)
+
+
+class LayerWeights(NamedTuple):
+    """Both directions' weights of one biLSTM layer, laid out for a time loop, gate order (i, f, g, o)."""
+    input: torch.Tensor  # (2, In, 4C): W
+    bias: torch.Tensor  # (2, 1, 4C): b
+    hidden: torch.Tensor  # (2, P, 4C): U
+    projection: torch.Tensor  # (2, C, P): W_P
+
+
+def cell_parameters(cell: nn.Module) -> tuple:
+    """A cell's parameters in the order `fused_weights` stacks them."""
+    return (cell.input_to_gates.weight, cell.hidden_to_gates.weight, cell.hidden_to_gates.bias,
+            cell.projection.weight)
+
+
+def fused_weights(forward_cell: nn.Module, backward_cell: nn.Module, dtype: torch.dtype) -> LayerWeights:
+    """Both directions' weights stacked, as views of the storage the cells' parameters themselves
+    live in (weights/fused.py), so no write can leave them stale; cast (a copy) where `dtype`
+    differs from theirs.
+
+    Both fast paths read weights this way. The alternative, a stacked copy per call, copies every
+    layer's weights on every call, and kept as a cache across calls it could go stale.
+    Autograd does not see through the views: the training path hands the parameters themselves
+    to its autograd.Function, which returns their gradients (fast_grad.BiLstmLayer)."""
     C, P = forward_cell.cell_size, forward_cell.projection_dim
     In = forward_cell.input_to_gates.in_features
-    cells = (forward_cell, backward_cell)
-    storage = shared_storage(forward_cell, "_fused_bilstm", [
-        *(c.input_to_gates.weight for c in cells), *(c.hidden_to_gates.weight for c in cells),
-        *(c.hidden_to_gates.bias for c in cells), *(c.projection.weight for c in cells)])
-    sizes = [2 * 4 * C * In, 2 * 4 * C * P, 2 * 4 * C, 2 * P * C]
-    w_input, w_hidden, bias, projection = storage.split(sizes)
-    return (w_input.view(2, 4 * C, In).transpose(1, 2),  # 2 x (4C, in) -> (2, in, 4C)
-            bias.view(2, 1, 4 * C),  # 2 x (4C,) -> (2, 1, 4C)
-            w_hidden.view(2, 4 * C, P).transpose(1, 2),  # 2 x (4C, P) -> (2, P, 4C)
-            projection.view(2, P, C).transpose(1, 2))  # 2 x (P, C) -> (2, C, P)
+    storage = fused.shared_storage(forward_cell, "_fused_bilstm",
+                                   [p for group in zip(*map(cell_parameters, (forward_cell, backward_cell)))
+                                    for p in group])  # each parameter's forward twin, then its backward one
+    w_input, w_hidden, bias, projection = storage.split([2 * 4 * C * In, 2 * 4 * C * P, 2 * 4 * C, 2 * P * C])
+    return LayerWeights(input=w_input.view(2, 4 * C, In).transpose(1, 2).to(dtype),  # 2 x (4C, In) -> (2, In, 4C)
+                        bias=bias.view(2, 1, 4 * C).to(dtype),  # 2 x (4C,) -> (2, 1, 4C)
+                        hidden=w_hidden.view(2, 4 * C, P).transpose(1, 2).to(dtype),  # 2 x (4C, P) -> (2, P, 4C)
+                        projection=projection.view(2, P, C).transpose(1, 2).to(dtype))  # 2 x (P, C) -> (2, C, P)
+
+
+def clips(cell: nn.Module) -> tuple[float, float]:
+    """(cell_clip, proj_clip) as the time loops take them: 0.0 means off (None or 0 in the config)."""
+    return float(cell.cell_clip or 0.0), float(cell.proj_clip or 0.0)
+
+
+def compute_dtype(like: torch.Tensor) -> torch.dtype:
+    """The dtype the fast biLSTM layers compute in: autocast's where autocast is on for `like`'s
+    device (the dtype the readable cells' matmuls, and so their states, take there), else `like`'s.
+    The layers run with autocast off, on inputs, states and weights cast to it, because their
+    time loops write into preallocated buffers, which autocast's casts would not match."""
+    device = like.device.type
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4 asks by device type
+        on, dtype = torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+    elif device == "cpu":  # torch 2.2 and 2.3 (pyproject allows them) ask per device family
+        on, dtype = torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()
+    else:
+        on, dtype = torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()
+    return dtype if on else like.dtype
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -235,29 +292,43 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return x.gather(1, index.view(B, T, *([1] * (x.dim() - 2))).expand_as(x))
 
 
-def bilstm_stack(bilm: nn.Module, token_embedding: torch.Tensor, mask: torch.Tensor, initial_states):
-    """Drop-in for BiLM._bilstm_stack at inference (no dropout): token_embedding (B, T, P),
-    mask (B, T), initial_states per layer -> L layers (B, T, 2P) and each layer's final states.
-    One workspace serves every layer."""
-    B, T, _ = token_embedding.shape
-    workspace = gate_workspace(B, T, bilm.config.cell_size, token_embedding)
-    layers, final_states = [], []
-    inputs = (token_embedding, token_embedding)  # both directions read the token embedding
-    for layer, cells in enumerate(zip(bilm.forward_layers, bilm.backward_layers)):
-        *outputs, states = bilstm_layer(*cells, *inputs, mask, initial_states[layer], workspace)
-        if layer > 0 and bilm.config.use_skip_connections:  # residual, as in the readable stack
-            outputs = [output + previous for output, previous in zip(outputs, inputs)]  # not in place:
-            # the final hidden state is a view of the last step's output
-        layers.append(torch.cat(outputs, dim=-1))  # 2 x (B, T, P) -> (B, T, 2P)
-        final_states.append(states)
-        inputs = outputs
-    return layers, final_states
+def time_major(forward_input: torch.Tensor, backward_input: torch.Tensor, lengths: torch.Tensor,
+               dtype: torch.dtype) -> torch.Tensor:
+    """Both directions' inputs, each (B, T, In), as one (2, T, B, In) tensor in `dtype`, the
+    backward one reversed within each row's length so that both directions step forward together."""
+    inputs = torch.stack([forward_input, reverse_within_length(backward_input, lengths)])  # (2, B, T, In)
+    return inputs.transpose(1, 2).to(dtype).contiguous()  # (2, B, T, In) -> (2, T, B, In)
+
+
+def batch_major(outputs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inverse of time_major for the outputs: (2, T, B, P) -> forward_out, backward_out (B, T, P),
+    each in memory order (B, T, P): dropout on the next layer's input draws its mask in memory
+    order, so this keeps the training path's masks those of the readable path."""
+    outputs = outputs.transpose(1, 2).contiguous()  # (2, T, B, P) -> (2, B, T, P)
+    return outputs[0], reverse_within_length(outputs[1], lengths)  # back to left-to-right positions
+
+
+def initial_state(states, B: int, P: int, C: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """states (forward, backward), each (hidden (B, P), memory (B, C)) or None for zeros ->
+    hidden (2, B, P), memory (2, B, C) in `like`'s dtype."""
+    zeros = (like.new_zeros(B, P), like.new_zeros(B, C))
+    hidden, memory = ([(zeros if state is None else state)[which] for state in states] for which in (0, 1))
+    return torch.stack(hidden).to(like.dtype), torch.stack(memory).to(like.dtype)
+
+
+def final_states(hidden: torch.Tensor, memory: torch.Tensor) -> tuple:
+    """hidden (2, B, P), memory (2, B, C) -> ((hidden, memory) forward, (hidden, memory) backward)."""
+    return (hidden[0], memory[0]), (hidden[1], memory[1])
+
+
+# ---------------------------------------------------------------------------------- the inference layer
 
 
 def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_input: torch.Tensor,
                  backward_input: torch.Tensor, mask: torch.Tensor, states,
                  workspace: Optional[torch.Tensor] = None):
-    """Both directions of one layer: the two readable loops of one layer of BiLM._bilstm_stack.
+    """Both directions of one layer at inference: a drop-in for bilm.bilstm_layer, the layer of
+    BiLM.bilstm_stack.
 
     forward_input, backward_input (B, T, P); mask (B, T) bool, a prefix per row;
     states (forward, backward), each (hidden (B, P), memory (B, C)) or None for zeros;
@@ -266,26 +337,27 @@ def bilstm_layer(forward_cell: nn.Module, backward_cell: nn.Module, forward_inpu
     """
     B, T, P = forward_input.shape
     C = forward_cell.cell_size
-    w_input, bias, w_hidden, w_projection = fused_weights(forward_cell, backward_cell)
+    dtype = compute_dtype(forward_input)
+    lengths = mask.sum(dim=1)  # (B, T) -> (B,)
+    inputs = time_major(forward_input, backward_input, lengths, dtype)  # (2, T, B, P)
     if workspace is None:
-        workspace = gate_workspace(B, T, C, forward_input)
+        workspace = gate_workspace(B, T, C, inputs)
     elif workspace.numel() < _workspace_size(B, T, C):
         raise ValueError(f"workspace of {workspace.numel()} floats is too small for B={B}, T={T}, C={C}; "
                          f"make it with gate_workspace")
-    lengths = mask.sum(dim=1)  # (B, T) -> (B,)
-    inputs = torch.stack([forward_input, reverse_within_length(backward_input, lengths)])  # (2, B, T, P)
-    inputs = inputs.transpose(1, 2).contiguous()  # (2, B, T, P) -> (2, T, B, P): time-major
-
-    hidden = torch.stack([_state(states[0], 0, B, P, inputs), _state(states[1], 0, B, P, inputs)])  # (2, B, P)
-    memory = torch.stack([_state(states[0], 1, B, C, inputs), _state(states[1], 1, B, C, inputs)])  # (2, B, C)
-    all_active = mask.all(dim=0).tolist()  # one bool per step
-    outputs, hidden, memory = _compiled_recurrence(
-        inputs, w_input, bias, mask.t().contiguous(), all_active, hidden, memory, w_hidden, w_projection,
-        float(forward_cell.cell_clip or 0.0), float(forward_cell.proj_clip or 0.0), workspace, chunk_steps(B))
-    outputs = outputs.permute(1, 2, 0, 3)  # (T, 2, B, P) -> (2, B, T, P)
-    backward_out = reverse_within_length(outputs[1], lengths)  # back to left-to-right positions
-    return outputs[0], backward_out, ((hidden[0], memory[0]), (hidden[1], memory[1]))
+    hidden, memory = initial_state(states, B, P, C, inputs)  # (2, B, P), (2, B, C)
+    weights = fused_weights(forward_cell, backward_cell, dtype)
+    with torch.autocast(inputs.device.type, enabled=False):
+        outputs, hidden, memory = compiled_recurrence(
+            inputs, weights.input, weights.bias, mask.t().contiguous(), mask.all(dim=0).tolist(), hidden, memory,
+            weights.hidden, weights.projection, *clips(forward_cell), workspace, chunk_steps(B))
+    outputs = outputs.transpose(0, 1)  # (T, 2, B, P) -> (2, T, B, P)
+    return (*batch_major(outputs, lengths), final_states(hidden, memory))
 
 
-def _state(state, which: int, B: int, size: int, like: torch.Tensor) -> torch.Tensor:
-    return like.new_zeros(B, size) if state is None else state[which]
+def layer_sharing_a_workspace(token_embedding: torch.Tensor, cell_size: int):
+    """bilstm_layer with one gate workspace for every layer of the forward pass over
+    token_embedding (B, T, P), as BiLM.bilstm_stack's layer."""
+    B, T, _ = token_embedding.shape
+    like = token_embedding.new_empty(0, dtype=compute_dtype(token_embedding))  # the layers' dtype
+    return partial(bilstm_layer, workspace=gate_workspace(B, T, cell_size, like))

@@ -19,7 +19,10 @@ backpropagation written out by hand where autograd's op-by-op version wastes mos
     matmul each after the loop, where autograd would do one small matmul per step.
 
 Everything else (embedding, highway, projection, dropout, the residual connection) runs through
-the readable modules under autograd. tests/unit/test_elmo_fast_grad.py pins outputs and every
+the readable modules under autograd; the layer loop is BiLM.bilstm_stack's, with `bilstm_layer`
+below as its layer, and the LSTM weights are read as fast.py reads them (fast.fused_weights:
+views of the parameters' own storage, no copy). Under autocast the LSTM layer computes in
+autocast's dtype (fast.compute_dtype). tests/unit/test_elmo_fast_grad.py pins outputs and every
 gradient to the readable path and checks the hand-written backward with gradcheck in float64.
 NOTE (deviation): a clipped value's gradient is zero where |value| == clip exactly (the readable
 clamp passes it there); rounding makes this a measure-zero event. Second derivatives are not
@@ -28,15 +31,14 @@ available on this path: set `bilm.fast_path = False` for double backward.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .fast import reverse_within_length, trim_fill
-
-# Tokens per chunk of the convolution's forward pass: one chunk's window matrix and outputs stay
-# near this many bytes, small enough to be max-pooled while still in cache (as in fast.py).
-CNN_CHUNK_BYTES = 4 * 2**20
+from . import fast
 
 # ---------------------------------------------------------------------------------- char CNN
 
@@ -55,7 +57,7 @@ class ConvMaxPool(torch.autograd.Function):
         kernel = weight.reshape(K_i, E * w).t()  # (K_i, E, w) -> (K_i, E*w) -> (E*w, K_i)
         values = chars.new_empty(N, K_i)
         index = torch.empty(N, K_i, dtype=torch.long, device=chars.device)
-        chunk = max(1, CNN_CHUNK_BYTES // (4 * L * max(E * w, K_i)))
+        chunk = max(1, fast.CNN_CHUNK_BYTES // (4 * L * max(E * w, K_i)))
         for start in range(0, N, chunk):
             windows = chars[start:start + chunk].unfold(1, w, 1)  # (n, W, E) -> (n, L, E, w)
             n = windows.shape[0]
@@ -95,7 +97,7 @@ def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
     """Drop-in for `cnn(char_ids)` (a bilm.CharCNN) under autograd: char_ids (B, T, W) -> (B, T, P)."""
     B, T, W = char_ids.shape
     widest = max(conv.kernel_size[0] for conv in cnn.convs)
-    flat = trim_fill(char_ids.reshape(B * T, W), widest)  # (B, T, W) -> (N, W'), W' <= W
+    flat = fast.trim_fill(char_ids.reshape(B * T, W), widest)  # (B, T, W) -> (N, W'), W' <= W
     chars = cnn.char_embedding(flat)  # (N, W') -> (N, W', E)
     activation = torch.relu if cnn.activation == "relu" else torch.tanh
     # max then bias then activation, per width, as CharCNN does (bias after the max: see ConvMaxPool)
@@ -107,33 +109,54 @@ def char_cnn(cnn: nn.Module, char_ids: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------- biLSTM
 
 
-def _forward_steps(gates, bias, mask, all_active, hidden, memory, w_hidden, w_projection, cell_clip: float,
-                   proj_clip: float, cells, tanh_cells, cell_outputs, outputs):
-    """The time loop, both directions together (direction-major buffers, each step a [:, t] view).
+class Padding(NamedTuple):
+    """Which rows are real at each step: mask (T, B) bool, a prefix per row; all_active[t] is True
+    when every row is real at step t (the step then needs no masking)."""
+    mask: torch.Tensor
+    all_active: list
 
-    gates (2, T, B, 4C) holds W x_t on entry and the activated gates (i, f, g, o) on return;
-    bias (2, 1, 4C);
-    cells, tanh_cells, cell_outputs (2, T, B, C) and outputs (2, T, B, P) are filled with c_t,
-    tanh(c_t), o * tanh(c_t) and the clipped h_t (unmasked). Returns the final hidden, memory.
-    """
+
+class Clips(NamedTuple):
+    """The clip values; 0.0 means no clipping."""
+    cell: float
+    projection: float
+
+
+@dataclass
+class Steps:
+    """What the forward time loop keeps of every step for the backward one, direction-major, each
+    step a [:, t] view: gates (2, T, B, 4C) holds W x_t on entry to the loop and the activated gates
+    (i, f, g, o) after it; cells, tanh_cells and cell_outputs (2, T, B, C) hold c_t, tanh(c_t)
+    and o * tanh(c_t); outputs (2, T, B, P) the clipped h_t, unmasked."""
+    gates: torch.Tensor
+    cells: torch.Tensor
+    tanh_cells: torch.Tensor
+    cell_outputs: torch.Tensor
+    outputs: torch.Tensor
+
+
+def _forward_steps(steps: Steps, weights: fast.LayerWeights, padding: Padding, clips: Clips, *,
+                   hidden: torch.Tensor, memory: torch.Tensor):
+    """The time loop, both directions together, from hidden (2, B, P) and memory (2, B, C); fills
+    `steps`. Returns the final hidden, memory."""
     C = memory.shape[-1]
-    for t in range(gates.shape[1]):
-        step = gates[:, t].add_(bias).baddbmm_(hidden, w_hidden)  # W x_t + b + U h_{t-1}: (2, B, P) @ (2, P, 4C)
+    for t in range(steps.gates.shape[1]):
+        step = steps.gates[:, t].add_(weights.bias).baddbmm_(hidden, weights.hidden)  # W x_t + b + U h_{t-1}
         step[..., :2 * C].sigmoid_()  # i, f
         step[..., 2 * C:3 * C].tanh_()  # g
         step[..., 3 * C:].sigmoid_()  # o
         input_gate, forget_gate, candidate, output_gate = step.chunk(4, dim=-1)  # 4 x (2, B, C)
-        cell = torch.mul(forget_gate, memory, out=cells[:, t]).addcmul_(input_gate, candidate)
-        if cell_clip > 0:
-            cell.clamp_(-cell_clip, cell_clip)
-        cell_output = torch.mul(output_gate, torch.tanh(cell, out=tanh_cells[:, t]), out=cell_outputs[:, t])
-        new_hidden = torch.bmm(cell_output, w_projection, out=outputs[:, t])  # (2, B, C) @ (2, C, P)
-        if proj_clip > 0:
-            new_hidden.clamp_(-proj_clip, proj_clip)
-        if all_active[t]:
+        cell = torch.mul(forget_gate, memory, out=steps.cells[:, t]).addcmul_(input_gate, candidate)
+        if clips.cell > 0:
+            cell.clamp_(-clips.cell, clips.cell)
+        cell_output = torch.mul(output_gate, torch.tanh(cell, out=steps.tanh_cells[:, t]), out=steps.cell_outputs[:, t])
+        new_hidden = torch.bmm(cell_output, weights.projection, out=steps.outputs[:, t])  # (2, B, C) @ (2, C, P)
+        if clips.projection > 0:
+            new_hidden.clamp_(-clips.projection, clips.projection)
+        if padding.all_active[t]:
             hidden, memory = new_hidden, cell
         else:  # rows past their end keep their state, as in LstmCellWithProjection.forward
-            active = mask[t].view(1, -1, 1)  # (B,) -> (1, B, 1)
+            active = padding.mask[t].view(1, -1, 1)  # (B,) -> (1, B, 1)
             hidden, memory = torch.where(active, new_hidden, hidden), torch.where(active, cell, memory)
     return hidden, memory
 
@@ -143,46 +166,53 @@ def _forward_steps(gates, bias, mask, all_active, hidden, memory, w_hidden, w_pr
 _sigmoid_backward, _tanh_backward = torch.ops.aten.sigmoid_backward, torch.ops.aten.tanh_backward
 
 
-def _backward_steps(grad_outputs, grad_hidden, grad_memory, mask, all_active, memory0, gates, cells,
-                    tanh_cells, outputs, w_hidden, w_projection, cell_clip: float, proj_clip: float,
-                    grad_gates, grad_projected):
+@dataclass
+class StepGrads:
+    """The backward time loop's results per step: gates (2, T, B, 4C), the gradient of the gate
+    pre-activations; projected (2, T, B, P), that of W_P (o * tanh c) before the clip."""
+    gates: torch.Tensor
+    projected: torch.Tensor
+
+
+def _backward_steps(steps: Steps, weights: fast.LayerWeights, padding: Padding, clips: Clips, grads: StepGrads,
+                    *, memory0: torch.Tensor, grad_outputs: torch.Tensor, grad_hidden: torch.Tensor,
+                    grad_memory: torch.Tensor):
     """Backpropagation through the time loop, last step first.
 
     grad_outputs (2, T, B, P): gradient of the (masked) outputs; grad_hidden (2, B, P), grad_memory
-    (2, B, C): of the final state. Fills grad_gates (2, T, B, 4C) with the gradient of the gate
-    pre-activations and grad_projected (2, T, B, P) with that of W_P (o * tanh c) before the clip.
+    (2, B, C): of the final state; memory0 (2, B, C) the initial memory. Fills `grads`.
     Returns the gradient of the initial state (hidden, memory).
     """
-    for t in reversed(range(gates.shape[1])):
+    for t in reversed(range(steps.gates.shape[1])):
         # The state after step t feeds step t + 1 (grad_hidden, grad_memory) and the output at t.
-        if all_active[t]:
+        if padding.all_active[t]:
             d_hidden, d_memory = grad_hidden + grad_outputs[:, t], grad_memory
             carry_hidden = carry_memory = None
         else:  # a finished row passed its state through step t untouched, and output zero
-            active = mask[t].view(1, -1, 1)  # (B,) -> (1, B, 1)
+            active = padding.mask[t].view(1, -1, 1)  # (B,) -> (1, B, 1)
             d_hidden = torch.where(active, grad_hidden + grad_outputs[:, t], 0.0)
             d_memory = torch.where(active, grad_memory, 0.0)
             carry_hidden, carry_memory = torch.where(active, 0.0, grad_hidden), torch.where(active, 0.0, grad_memory)
-        d_projected = grad_projected[:, t]
-        if proj_clip > 0:  # the clamp passes the gradient only where it did not clip
-            torch.mul(d_hidden, outputs[:, t].abs() < proj_clip, out=d_projected)
+        d_projected = grads.projected[:, t]
+        if clips.projection > 0:  # the clamp passes the gradient only where it did not clip
+            torch.mul(d_hidden, steps.outputs[:, t].abs() < clips.projection, out=d_projected)
         else:
             d_projected.copy_(d_hidden)
-        d_cell_output = torch.bmm(d_projected, w_projection.transpose(1, 2))  # (2, B, P) @ (2, P, C)
-        input_gate, forget_gate, candidate, output_gate = gates[:, t].chunk(4, dim=-1)  # 4 x (2, B, C)
-        tanh_cell = tanh_cells[:, t]
+        d_cell_output = torch.bmm(d_projected, weights.projection.transpose(1, 2))  # (2, B, P) @ (2, P, C)
+        input_gate, forget_gate, candidate, output_gate = steps.gates[:, t].chunk(4, dim=-1)  # 4 x (2, B, C)
+        tanh_cell = steps.tanh_cells[:, t]
         # c feeds the next step and h (through o * tanh c): d c = d c_next + d(o tanh c) o (1 - tanh^2 c)
         d_cell = _tanh_backward(d_cell_output * output_gate, tanh_cell).add_(d_memory)
-        if cell_clip > 0:
-            d_cell = d_cell * (cells[:, t].abs() < cell_clip)
-        previous_cell = cells[:, t - 1] if t > 0 else memory0
-        d_gates = grad_gates[:, t]  # through each gate's nonlinearity, into its quarter of (2, B, 4C)
+        if clips.cell > 0:
+            d_cell = d_cell * (steps.cells[:, t].abs() < clips.cell)
+        previous_cell = steps.cells[:, t - 1] if t > 0 else memory0
+        d_gates = grads.gates[:, t]  # through each gate's nonlinearity, into its quarter of (2, B, 4C)
         d_i, d_f, d_g, d_o = d_gates.chunk(4, dim=-1)
         _sigmoid_backward.grad_input(d_cell * candidate, input_gate, grad_input=d_i)
         _sigmoid_backward.grad_input(d_cell * previous_cell, forget_gate, grad_input=d_f)
         _tanh_backward.grad_input(d_cell * input_gate, candidate, grad_input=d_g)
         _sigmoid_backward.grad_input(d_cell_output * tanh_cell, output_gate, grad_input=d_o)
-        grad_hidden = torch.bmm(d_gates, w_hidden.transpose(1, 2))  # (2, B, 4C) @ (2, 4C, P)
+        grad_hidden = torch.bmm(d_gates, weights.hidden.transpose(1, 2))  # (2, B, 4C) @ (2, 4C, P)
         grad_memory = d_cell * forget_gate
         if carry_hidden is not None:
             grad_hidden, grad_memory = grad_hidden + carry_hidden, grad_memory + carry_memory
@@ -193,110 +223,72 @@ class BiLstmLayer(torch.autograd.Function):
     """Both directions of one biLSTM layer, time loop included, with its backward pass written out.
 
     inputs (2, T, B, In), the backward direction already reversed within each row's length;
-    mask (T, B) bool, a prefix per row; hidden0 (2, B, P), memory0 (2, B, C); then per direction
-    (forward, backward) the cells' own parameters: input_to_gates.weight (4C, In),
-    hidden_to_gates.weight (4C, P), hidden_to_gates.bias (4C,), projection.weight (P, C).
+    padding: mask (T, B) bool, a prefix per row; hidden0 (2, B, P), memory0 (2, B, C); clips;
+    weights: the layer's weights as the loop reads them (fast.fused_weights: views of the
+    parameters' storage, or a cast copy), in the dtype of inputs; then the eight parameters they
+    hold, forward then backward direction, each in fast.cell_parameters order: input_to_gates.weight
+    (4C, In), hidden_to_gates.weight (4C, P), hidden_to_gates.bias (4C,), projection.weight (P, C).
+    The parameters are inputs so that autograd routes their gradients and checks, as for any op,
+    that none is changed in place before the backward pass; the loop reads `weights`.
     Returns outputs (2, T, B, P), zero where mask is False, and the final hidden, memory.
     """
 
     @staticmethod
-    def forward(ctx, inputs, mask, hidden0, memory0, cell_clip: float, proj_clip: float, *params):
-        w_input, w_hidden, bias, w_projection = _stacked(params)
+    def forward(ctx, inputs, padding: Padding, hidden0, memory0, clips: Clips, weights: fast.LayerWeights, *params):
         _, T, B, In = inputs.shape
         C, P = memory0.shape[-1], hidden0.shape[-1]
-        all_active = mask.all(dim=1).tolist()  # one bool per step
         # W x_t for every step in one matmul per direction: (2, T*B, In) @ (2, In, 4C), then
         # (2, T*B, 4C) -> (2, T, B, 4C); the loop adds b (a broadcast bias here would first be
         # copied into the whole output)
-        gates = torch.bmm(inputs.reshape(2, T * B, In), w_input).view(2, T, B, 4 * C)
-        cells, tanh_cells, cell_outputs = (inputs.new_empty(2, T, B, C) for _ in range(3))
-        outputs = inputs.new_empty(2, T, B, P)
-        hidden, memory = _forward_steps(gates, bias, mask, all_active, hidden0, memory0, w_hidden, w_projection,
-                                        cell_clip, proj_clip, cells, tanh_cells, cell_outputs, outputs)
-        ctx.save_for_backward(inputs, mask, hidden0, memory0, gates, cells, tanh_cells, cell_outputs, outputs,
-                              w_input, w_hidden, w_projection)
-        ctx.clips, ctx.all_active = (cell_clip, proj_clip), all_active
-        masked = outputs * mask.view(1, T, B, 1)  # (T, B) -> (1, T, B, 1): zero at padding
+        gates = torch.bmm(inputs.reshape(2, T * B, In), weights.input).view(2, T, B, 4 * C)
+        steps = Steps(gates, *(inputs.new_empty(2, T, B, C) for _ in range(3)), inputs.new_empty(2, T, B, P))
+        hidden, memory = _forward_steps(steps, weights, padding, clips, hidden=hidden0, memory=memory0)
+        ctx.save_for_backward(inputs, hidden0, memory0, steps.gates, steps.cells, steps.tanh_cells,
+                              steps.cell_outputs, steps.outputs, *weights, *params)
+        ctx.padding, ctx.clips = padding, clips
+        masked = steps.outputs * padding.mask.view(1, T, B, 1)  # (T, B) -> (1, T, B, 1): zero at padding
         # Copies: the final state may be a view of a saved buffer, which the caller must not alias.
         return masked, hidden.clone(), memory.clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_outputs, grad_hidden, grad_memory):
-        (inputs, mask, hidden0, memory0, gates, cells, tanh_cells, cell_outputs, outputs,
-         w_input, w_hidden, w_projection) = ctx.saved_tensors
+        inputs, hidden0, memory0, *saved = ctx.saved_tensors
+        steps, weights = Steps(*saved[:5]), fast.LayerWeights(*saved[5:9])
         _, T, B, In = inputs.shape
         C, P = memory0.shape[-1], hidden0.shape[-1]
-        grad_gates = gates.new_empty(2, T, B, 4 * C)
-        grad_projected = outputs.new_empty(2, T, B, P)
+        grads = StepGrads(gates=steps.gates.new_empty(2, T, B, 4 * C), projected=steps.outputs.new_empty(2, T, B, P))
         grad_hidden0, grad_memory0 = _backward_steps(
-            grad_outputs, grad_hidden, grad_memory, mask, ctx.all_active, memory0, gates, cells, tanh_cells,
-            outputs, w_hidden, w_projection, *ctx.clips, grad_gates, grad_projected)
+            steps, weights, ctx.padding, ctx.clips, grads, memory0=memory0, grad_outputs=grad_outputs,
+            grad_hidden=grad_hidden, grad_memory=grad_memory)
         # The hidden state each step read: h_0, then h_1 .. h_{T-1} (a finished row's own value
         # differs, but its gate gradients there are zero, so it adds nothing).
-        previous_hidden = torch.cat([hidden0.unsqueeze(1), outputs[:, :-1]], dim=1)  # (2, T, B, P)
-        dG = grad_gates.view(2, T * B, 4 * C)  # (2, T, B, 4C) -> (2, T*B, 4C)
+        previous_hidden = torch.cat([hidden0.unsqueeze(1), steps.outputs[:, :-1]], dim=1)  # (2, T, B, P)
+        dG = grads.gates.view(2, T * B, 4 * C)  # (2, T, B, 4C) -> (2, T*B, 4C)
         # Summed over every step at once: sum_t a_t^T d_t as one (X, T*B) @ (T*B, Y) matmul each.
         grad_w_input = torch.bmm(dG.transpose(1, 2), inputs.reshape(2, T * B, In))  # (2, 4C, T*B) @ (2, T*B, In)
         grad_w_hidden = torch.bmm(dG.transpose(1, 2), previous_hidden.view(2, T * B, P))  # (2, 4C, T*B) @ (2, T*B, P)
         grad_bias = dG.sum(dim=1)  # (2, 4C)
-        grad_w_projection = torch.bmm(grad_projected.view(2, T * B, P).transpose(1, 2),
-                                      cell_outputs.view(2, T * B, C))  # (2, P, T*B) @ (2, T*B, C)
-        grad_inputs = torch.bmm(dG, w_input.transpose(1, 2)).view(2, T, B, In)  # (2, T*B, In) -> (2, T, B, In)
+        grad_w_projection = torch.bmm(grads.projected.view(2, T * B, P).transpose(1, 2),
+                                      steps.cell_outputs.view(2, T * B, C))  # (2, P, T*B) @ (2, T*B, C)
+        grad_inputs = torch.bmm(dG, weights.input.transpose(1, 2)).view(2, T, B, In)  # (2, T*B, In) -> (2, T, B, In)
         per_direction = [(grad_w_input[d], grad_w_hidden[d], grad_bias[d], grad_w_projection[d]) for d in (0, 1)]
-        return (grad_inputs, None, grad_hidden0, grad_memory0, None, None,
-                *per_direction[0], *per_direction[1])
-
-
-def _stacked(params):
-    """The two directions' parameters, stacked and laid out for the loop: w_input (2, In, 4C),
-    w_hidden (2, P, 4C), bias (2, 1, 4C), w_projection (2, C, P). Copies made per call, so
-    they are never stale; they cost (2 x the layer's weights) per call, little beside the step."""
-    forward_params, backward_params = params[:4], params[4:]
-    w_input, w_hidden, bias, w_projection = (torch.stack(pair) for pair in zip(forward_params, backward_params))
-    return (w_input.transpose(1, 2), w_hidden.transpose(1, 2),  # 2 x (4C, X) -> (2, X, 4C)
-            bias.unsqueeze(1), w_projection.transpose(1, 2))  # (2, 4C) -> (2, 1, 4C); (2, P, C) -> (2, C, P)
-
-
-def _cell_params(cell: nn.Module):
-    return (cell.input_to_gates.weight, cell.hidden_to_gates.weight, cell.hidden_to_gates.bias,
-            cell.projection.weight)
+        return (grad_inputs, None, grad_hidden0, grad_memory0, None, None, *per_direction[0], *per_direction[1])
 
 
 def bilstm_layer(forward_cell, backward_cell, forward_input, backward_input, mask, states):
-    """Both directions of one layer under autograd; same arguments and results as
-    fast.bilstm_layer: outputs (B, T, P) per direction and ((hidden, memory) forward, ... backward)."""
+    """Both directions of one layer under autograd: a drop-in for bilm.bilstm_layer (the layer of
+    BiLM.bilstm_stack), with the same arguments and results as fast.bilstm_layer."""
     B, T, _ = forward_input.shape
     P, C = forward_cell.projection_dim, forward_cell.cell_size
+    dtype = fast.compute_dtype(forward_input)
     lengths = mask.sum(dim=1)  # (B, T) -> (B,)
-    inputs = torch.stack([forward_input, reverse_within_length(backward_input, lengths)])  # (2, B, T, In)
-    inputs = inputs.transpose(1, 2).contiguous()  # (2, B, T, In) -> (2, T, B, In): time-major per direction
-
-    def initial(which: int, size: int):
-        return torch.stack([forward_input.new_zeros(B, size) if s is None else s[which] for s in states])
-
-    outputs, hidden, memory = BiLstmLayer.apply(
-        inputs, mask.t().contiguous(), initial(0, P), initial(1, C),
-        float(forward_cell.cell_clip or 0.0), float(forward_cell.proj_clip or 0.0),
-        *_cell_params(forward_cell), *_cell_params(backward_cell))
-    # (2, T, B, P) -> (2, B, T, P), in memory order too: dropout on the next layer's input draws
-    # its mask in memory order, so this keeps its masks those of the readable path
-    outputs = outputs.transpose(1, 2).contiguous()
-    backward_out = reverse_within_length(outputs[1], lengths)  # back to left-to-right positions
-    return outputs[0], backward_out, ((hidden[0], memory[0]), (hidden[1], memory[1]))
-
-
-def bilstm_stack(bilm: nn.Module, token_embedding: torch.Tensor, mask: torch.Tensor, initial_states):
-    """Drop-in for BiLM._bilstm_stack under autograd, dropout included: token_embedding (B, T, P),
-    mask (B, T) -> L layers (B, T, 2P) and each layer's final states."""
-    layers, final_states = [], []
-    forward_hidden = backward_hidden = token_embedding
-    for layer, cells in enumerate(zip(bilm.forward_layers, bilm.backward_layers)):
-        forward_out, backward_out, states = bilstm_layer(
-            *cells, bilm.dropout(forward_hidden), bilm.dropout(backward_hidden), mask, initial_states[layer])
-        if layer > 0 and bilm.config.use_skip_connections:  # residual, as in the readable stack
-            forward_out, backward_out = forward_out + forward_hidden, backward_out + backward_hidden
-        layers.append(torch.cat([forward_out, backward_out], dim=-1))  # (B, T, 2P)
-        final_states.append(states)
-        forward_hidden, backward_hidden = forward_out, backward_out
-    return layers, final_states
+    inputs = fast.time_major(forward_input, backward_input, lengths, dtype)  # (2, T, B, In)
+    hidden0, memory0 = fast.initial_state(states, B, P, C, inputs)  # (2, B, P), (2, B, C)
+    padding = Padding(mask.t().contiguous(), mask.all(dim=0).tolist())
+    weights = fast.fused_weights(forward_cell, backward_cell, dtype)
+    with torch.autocast(inputs.device.type, enabled=False):
+        outputs, hidden, memory = BiLstmLayer.apply(
+            inputs, padding, hidden0, memory0, Clips(*fast.clips(forward_cell)), weights,
+            *fast.cell_parameters(forward_cell), *fast.cell_parameters(backward_cell))
+    return (*fast.batch_major(outputs, lengths), fast.final_states(hidden, memory))

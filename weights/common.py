@@ -6,7 +6,8 @@ those live in the per-format tables (weights/bert_hf.py, weights/elmo_hdf5.py).
 - `read_safetensors` reads tensors without unpickling (we never call torch's pickle loader).
 - `Row` + `expand_rows` + `load_strict` copy tensors into a module from a declarative table and
   return a `LoadReport`; anything unplanned (a missing, unexpected, mis-shaped, non-float or
-  non-finite tensor) raises. Both BERT and ELMo load through it.
+  non-finite tensor) raises. Both BERT and ELMo load through it; `source_tensors` runs a table
+  backwards, through each row's `inverse` (ELMo's export to the released layout).
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ class without_random_init(TorchFunctionMode):
     answers those calls by returning the tensor unfilled and runs every other function as usual.
     Modes are per thread, so other threads building models meanwhile get their random init as
     usual, and nothing global is patched. (Building on the meta device and then `to_empty()`
-    does the same, at ~40 ms more per model, spent in meta kernels written in Python.)"""
+    does the same, more slowly: the meta kernels it runs are written in Python.)"""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -245,11 +246,13 @@ class Row:
     """One line of a key table: our parameter <- source key, through a named transform.
     `{name}` placeholders in the patterns are filled by `expand_rows`. `legacy` is an older name
     of the same source tensor, used when a file carries it instead of `source` (a file carrying
-    both is refused)."""
+    both is refused). `inverse` undoes `transform` (our parameter -> the source's layout), for
+    writing a checkpoint back in its source format (`source_tensors`)."""
     target: str
     source: str
     transform: Callable[[torch.Tensor], torch.Tensor] = identity
     legacy: str | None = None
+    inverse: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def expand_rows(rows: list[Row], **placeholders) -> list[Row]:
@@ -265,7 +268,7 @@ def expand_rows(rows: list[Row], **placeholders) -> list[Row]:
             ours = {n: v[0] if isinstance(v, tuple) else v for n, v in zip(names, values)}
             theirs = {n: v[1] if isinstance(v, tuple) else v for n, v in zip(names, values)}
             expanded.append(Row(row.target.format(**ours), row.source.format(**theirs), row.transform,
-                                row.legacy.format(**theirs) if row.legacy else None))
+                                row.legacy.format(**theirs) if row.legacy else None, row.inverse))
     return expanded
 
 
@@ -289,7 +292,7 @@ def _with_source_in_file(row: Row, tensors: dict[str, torch.Tensor], where: str)
             f"{where} has both {row.source!r} and its legacy name {row.legacy!r} for our parameter "
             f"{row.target!r}; it is ambiguous which one to load"
         )
-    return Row(row.target, row.legacy, row.transform)
+    return Row(row.target, row.legacy, row.transform, inverse=row.inverse)
 
 
 def check_values(key: str, tensor: torch.Tensor, where: str) -> None:
@@ -355,3 +358,16 @@ def load_strict(module: torch.nn.Module, tensors: dict[str, torch.Tensor], rows:
             targets[row.target].copy_(values[row.target])  # in place: keeps our Parameters (and dtype)
             report.loaded[row.target] = row.source
     return report
+
+
+def source_tensors(params: dict[str, torch.Tensor], rows: list[Row]) -> dict[str, torch.Tensor]:
+    """The inverse of load_strict: every source tensor the expanded `rows` name, made from our
+    parameters (a state_dict) through each row's inverse. Rows that share a source split one
+    source tensor along its first axis, in table order (as a TF LSTM kernel holds the input and
+    the recurrent weights), so their inverses are joined back in that order."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for row in rows:
+        if row.inverse is None and row.transform is not identity:
+            raise ValueError(f"the row {row.target!r} <- {row.source!r} has a transform but no inverse")
+        parts.setdefault(row.source, []).append((row.inverse or identity)(params[row.target]))
+    return {source: torch.cat(tensors) for source, tensors in parts.items()}

@@ -26,12 +26,18 @@ import torch
 from weights.common import LoadReport, Row, expand_rows, load_strict, read_safetensors
 
 # ---------------------------------------------------------------------------------------------
-# Transforms: TF tensor -> tensor laid out as our parameter.
+# Transforms: TF tensor -> tensor laid out as our parameter, each with its inverse (ours -> TF's
+# layout, for weights/elmo_export.py) beside it.
 # ---------------------------------------------------------------------------------------------
+
+# TF's LSTMCell adds this to the forget gate's pre-activation at run time (forget_bias=1.0)
+# instead of storing it in the bias.
+TF_FORGET_BIAS = 1.0
 
 
 def transpose(tensor: torch.Tensor) -> torch.Tensor:
-    """TF computes x @ W with W stored (in, out); torch.nn.Linear stores W as (out, in)."""
+    """TF computes x @ W with W stored (in, out); torch.nn.Linear stores W as (out, in). Its own
+    inverse."""
     return tensor.t()
 
 
@@ -40,6 +46,11 @@ def char_embedding_with_pad_row(table: torch.Tensor) -> torch.Tensor:
     that 0 can mark a padding token, and bilm-tf (like allennlp) prepends an all-zero row at load
     time. We do the same: (261, E) -> (262, E), row 0 zero."""
     return torch.cat([table.new_zeros(1, table.shape[1]), table])
+
+
+def char_embedding_without_pad_row(table: torch.Tensor) -> torch.Tensor:
+    """The inverse: the file does not store the padding row."""
+    return table[1:]
 
 
 def conv_kernel_tf_to_torch(kernel: torch.Tensor) -> torch.Tensor:
@@ -51,29 +62,37 @@ def conv_kernel_tf_to_torch(kernel: torch.Tensor) -> torch.Tensor:
     return kernel[0].permute(2, 1, 0)  # (width, E, K) -> (K, E, width)
 
 
+def conv_kernel_torch_to_tf(weight: torch.Tensor) -> torch.Tensor:
+    """The inverse: (K, E, width) -> (1, width, E, K)."""
+    return weight.permute(2, 1, 0).unsqueeze(0)
+
+
 def highway_gate_weight(weight: torch.Tensor) -> torch.Tensor:
     """TF names the gate 'carry' (W_carry, b_carry), but its sigmoid multiplies the *nonlinear*
     branch: y = g * relu(W_transform x) + (1 - g) * x. That is the paper's transform gate t, which
-    our Highway keeps, so only the matmul layout changes. (allennlp instead negates W_carry and
-    b_carry, turning g into 1 - g, because its Highway is written with a carry gate.)"""
+    our Highway keeps, so only the matmul layout changes (its inverse is `transpose`). (allennlp
+    instead negates W_carry and b_carry, turning g into 1 - g, because its Highway is written with
+    a carry gate.)"""
     return weight.t()
 
 
 def tf_lstm_gates_to_torch(tensor: torch.Tensor) -> torch.Tensor:
     """TF's LSTMCell packs the 4C gate rows as (input, candidate 'j', forget, output); torch.nn.LSTM
-    and our cell use (input, forget, candidate, output). Swap the middle two blocks (axis 0)."""
+    and our cell use (input, forget, candidate, output). Swap the middle two blocks (axis 0). The
+    swap is its own inverse."""
     if tensor.shape[0] % 4:
         raise ValueError(f"gate axis of length {tensor.shape[0]} is not 4 * cell_size")
     input_gate, candidate, forget_gate, output_gate = tensor.chunk(4, dim=0)
     return torch.cat([input_gate, forget_gate, candidate, output_gate])
 
 
-def add_tf_forget_bias(bias: torch.Tensor) -> torch.Tensor:
-    """TF's LSTMCell adds forget_bias=1.0 to the forget gate at run time instead of storing it;
-    we store it in the bias. In TF's gate order the forget gate is the third of four blocks."""
+def add_tf_forget_bias(bias: torch.Tensor, sign: float = 1.0) -> torch.Tensor:
+    """TF's LSTMCell adds TF_FORGET_BIAS to the forget gate at run time instead of storing it; we
+    store it in the bias (sign=-1.0 takes it out again). In TF's gate order the forget gate is the
+    third of four blocks."""
     C = bias.shape[0] // 4
     bias = bias.clone()
-    bias[2 * C : 3 * C] += 1.0
+    bias[2 * C : 3 * C] += sign * TF_FORGET_BIAS
     return bias
 
 
@@ -88,9 +107,20 @@ def lstm_hidden_weights(kernel: torch.Tensor, projection_dim: int) -> torch.Tens
     return tf_lstm_gates_to_torch(kernel[-projection_dim:].t())  # (P, 4C) -> (4C, P)
 
 
+def lstm_kernel_rows(weight: torch.Tensor) -> torch.Tensor:
+    """The inverse of both: our (4C, X) -> TF's rows (X, 4C) of W_0; the two rows' results,
+    stacked in table order, are W_0 (weights.common.source_tensors)."""
+    return tf_lstm_gates_to_torch(weight).t()
+
+
 def lstm_bias(bias: torch.Tensor) -> torch.Tensor:
     """TF's single LSTM bias B: fold in the run-time forget bias, then reorder the gates."""
     return tf_lstm_gates_to_torch(add_tf_forget_bias(bias))
+
+
+def tf_lstm_bias(bias: torch.Tensor) -> torch.Tensor:
+    """The inverse: back to TF's gate order, then take the run-time forget bias out."""
+    return add_tf_forget_bias(tf_lstm_gates_to_torch(bias), sign=-1.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,23 +142,27 @@ MISMATCH_HINT = ("Does options.json describe this weight file? "
 
 def elmo_rows(config) -> list[Row]:
     """The key table for a model of `config`'s sizes (a minielmo.ElmoConfig), every placeholder
-    expanded. The LSTM kernel split needs P, bound here from the config."""
+    expanded. The LSTM kernel split needs P, bound here from the config. Read backwards (each
+    row's inverse), it writes the released layout (weights/elmo_export.py)."""
     input_weights = partial(lstm_input_weights, projection_dim=config.projection_dim)
     hidden_weights = partial(lstm_hidden_weights, projection_dim=config.projection_dim)
     table = [
-        Row("char_cnn.char_embedding.weight", "char_embed", char_embedding_with_pad_row),
-        Row("char_cnn.convs.{i}.weight", "CNN/W_cnn_{i}", conv_kernel_tf_to_torch),
+        Row("char_cnn.char_embedding.weight", "char_embed", char_embedding_with_pad_row,
+            inverse=char_embedding_without_pad_row),
+        Row("char_cnn.convs.{i}.weight", "CNN/W_cnn_{i}", conv_kernel_tf_to_torch, inverse=conv_kernel_torch_to_tf),
         Row("char_cnn.convs.{i}.bias", "CNN/b_cnn_{i}"),
-        Row("char_cnn.highway.nonlinear.{k}.weight", "CNN_high_{k}/W_transform", transpose),
+        Row("char_cnn.highway.nonlinear.{k}.weight", "CNN_high_{k}/W_transform", transpose, inverse=transpose),
         Row("char_cnn.highway.nonlinear.{k}.bias", "CNN_high_{k}/b_transform"),
-        Row("char_cnn.highway.transform_gate.{k}.weight", "CNN_high_{k}/W_carry", highway_gate_weight),
+        Row("char_cnn.highway.transform_gate.{k}.weight", "CNN_high_{k}/W_carry", highway_gate_weight,
+            inverse=transpose),
         Row("char_cnn.highway.transform_gate.{k}.bias", "CNN_high_{k}/b_carry"),  # see highway_gate_weight
-        Row("char_cnn.projection.weight", "CNN_proj/W_proj", transpose),
+        Row("char_cnn.projection.weight", "CNN_proj/W_proj", transpose, inverse=transpose),
         Row("char_cnn.projection.bias", "CNN_proj/b_proj"),
-        Row("{direction}_layers.{l}.input_to_gates.weight", LSTM + "/W_0", input_weights),
-        Row("{direction}_layers.{l}.hidden_to_gates.weight", LSTM + "/W_0", hidden_weights),
-        Row("{direction}_layers.{l}.hidden_to_gates.bias", LSTM + "/B", lstm_bias),
-        Row("{direction}_layers.{l}.projection.weight", LSTM + "/W_P_0", transpose),
+        # Two rows read W_0: input weights first, then recurrent ones (the order source_tensors joins).
+        Row("{direction}_layers.{l}.input_to_gates.weight", LSTM + "/W_0", input_weights, inverse=lstm_kernel_rows),
+        Row("{direction}_layers.{l}.hidden_to_gates.weight", LSTM + "/W_0", hidden_weights, inverse=lstm_kernel_rows),
+        Row("{direction}_layers.{l}.hidden_to_gates.bias", LSTM + "/B", lstm_bias, inverse=tf_lstm_bias),
+        Row("{direction}_layers.{l}.projection.weight", LSTM + "/W_P_0", transpose, inverse=transpose),
     ]
     return expand_rows(table, i=range(len(config.filters)), k=range(config.n_highway),
                        l=range(config.n_layers), direction=DIRECTIONS)

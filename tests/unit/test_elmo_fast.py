@@ -115,7 +115,7 @@ def test_plain_python_loop_equals_scripted_loop(chunk):
             torch.randn(2, B, C, generator=generator), torch.randn(2, P, 4 * C, generator=generator),
             torch.randn(2, C, P, generator=generator), 0.7, 0.6)
     results = [fn(inputs, *args, fast.gate_workspace(B, T, C, inputs), chunk)
-               for fn in (fast._recurrence, fast._compiled_recurrence)]
+               for fn in (fast.recurrence, fast.compiled_recurrence)]
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=FAST_VS_READABLE_ATOL)
     outputs = results[0][0]  # (T, 2, B, P)

@@ -63,16 +63,16 @@ def assert_same(ours, readable):
 
 def test_the_training_path_runs_whenever_a_gradient_or_dropout_is_wanted():
     bilm = random_bilm()
-    assert bilm._path() == "training"
+    assert bilm.path() == "training"
     with torch.no_grad():
-        assert bilm._path() == "inference"
+        assert bilm.path() == "inference"
         bilm.dropout.p = 0.1
-        assert bilm.train()._path() == "training"  # dropout needs the modules' randomness
+        assert bilm.train().path() == "training"  # dropout needs the modules' randomness
     handle = bilm.char_cnn.register_forward_hook(lambda *args: None)
-    assert bilm._path() == "readable"  # a hook must see its module called
+    assert bilm.path() == "readable"  # a hook must see its module called
     handle.remove()
     bilm.fast_path = False
-    assert bilm._path() == "readable"
+    assert bilm.path() == "readable"
 
 
 def test_random_model_with_clipping_matches_readable_outputs_and_gradients(padded_batch):
@@ -117,6 +117,20 @@ def test_a_frozen_char_cnn_still_trains_the_lstm(padded_batch):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in bilm.forward_layers.parameters())
 
 
+@pytest.mark.parametrize("fast_path", [False, True], ids=["readable", "training path"])
+def test_a_weight_changed_between_forward_and_backward_is_refused(padded_batch, fast_path):
+    """The training path reads the LSTM weights as views of the parameters' storage, and hands the
+    parameters to autograd, which checks them as it checks the readable path's: a backward pass
+    after an in-place change would mix old activations with new weights, so it raises."""
+    bilm = random_bilm()
+    bilm.fast_path = fast_path
+    out = bilm(padded_batch)
+    with torch.no_grad():
+        bilm.forward_layers[1].hidden_to_gates.weight.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out["activations"][-1].sum().backward()
+
+
 @pytest.mark.parametrize("longest", [3, 30, 60])  # trimmed a lot, a little, not at all (cut to 48)
 def test_padding_columns_are_skipped_exactly(longest):
     """Both fast paths skip the all-padding character columns (fast.trim_fill); the result is exact."""
@@ -151,8 +165,17 @@ def test_bilstm_layer_backward_passes_gradcheck():
     params = [torch.randn(*shape, **double) for _ in range(2)
               for shape in ((4 * C, In), (4 * C, P), (4 * C,), (P, C))]
 
+    padding = fast_grad.Padding(mask, mask.all(dim=1).tolist())
+    clips = fast_grad.Clips(cell=0.8, projection=0.7)
+
     def layer(inputs, hidden0, memory0, *params):
-        return fast_grad.BiLstmLayer.apply(inputs, mask, hidden0, memory0, 0.8, 0.7, *params)
+        # The weights the loop reads, stacked from the parameters here as fast.fused_weights lays
+        # them out (a copy: these parameters belong to no cell), so that every perturbation of a
+        # parameter reaches them.
+        input_w, hidden_w, bias, projection = (torch.stack(pair) for pair in zip(params[:4], params[4:]))
+        weights = fast.LayerWeights(input=input_w.transpose(1, 2), bias=bias.unsqueeze(1),
+                                    hidden=hidden_w.transpose(1, 2), projection=projection.transpose(1, 2))
+        return fast_grad.BiLstmLayer.apply(inputs, padding, hidden0, memory0, clips, weights, *params)
 
     outputs, _, memory = layer(inputs, hidden0, memory0, *params)
     assert (outputs.abs() == 0.7).any() and (memory.abs() == 0.8).any(), "the clips should bind"

@@ -24,11 +24,53 @@ pytestmark = pytest.mark.usefixtures("torch_single_thread")
 REPO = Path(__file__).resolve().parents[2]
 # The converted model holds the very same float32 numbers and runs the same code: bit-identical.
 CONVERTED_ATOL = 0.0
+# (x - 1.0) + 1.0 in float32 rounds twice, each time by at most half a float32 spacing; for the
+# |x| < 8 of randn draws that is 2 x 2.4e-7 = 4.8e-7 at most.
+FORGET_BIAS_ROUNDTRIP_ATOL = 1e-6
 SENTENCES = [["Converted", "models", "agree", "."], ["Yes", "!"], []]
 
 
 def tiny_config():
     return minielmo.ElmoConfig.from_options_file(minielmo.FIXTURE_OPTIONS)
+
+
+def test_options_are_written_back_as_they_were_read():
+    """to_options runs config.OPTIONS backwards: every value the model reads from the fixture's
+    options.json comes back unchanged at its place, and every config survives the round trip."""
+    from minielmo.config import OPTIONS
+    from minielmo.train import SIZES
+
+    original = json.loads(Path(minielmo.FIXTURE_OPTIONS).read_text())
+    written = tiny_config().to_options()
+    for _, place, _ in OPTIONS:
+        ours, theirs = written, original
+        for key in place:
+            ours, theirs = ours[key], theirs[key]
+        assert ours == theirs, place
+    for config in (tiny_config(), *SIZES.values()):
+        assert minielmo.ElmoConfig.from_options(json.loads(json.dumps(config.to_options()))) == config
+
+
+def test_every_row_of_the_table_has_an_inverse_that_undoes_it():
+    """The table read backwards (weights.common.source_tensors, what the export writes) gives
+    tensors that load back into exactly the parameters they came from."""
+    from weights.common import Row, load_strict, source_tensors
+
+    torch.manual_seed(0)
+    model = BiLM(tiny_config())
+    rows = elmo_hdf5.elmo_rows(model.config)
+    params = {name: torch.randn_like(value) for name, value in model.state_dict().items()}
+    params["char_cnn.char_embedding.weight"][0] = 0.0  # the padding row, which the file does not store
+    tensors = source_tensors(params, rows)
+    assert sorted(tensors) == sorted({row.source for row in rows})
+    load_strict(model, tensors, rows, elmo_hdf5.IGNORED)
+    for name, value in model.state_dict().items():
+        # Taking TF's forget bias of 1.0 out and adding it back rounds the forget-gate biases to
+        # float32's spacing near 1 and 2; every other inverse only moves numbers.
+        atol = FORGET_BIAS_ROUNDTRIP_ATOL if name.endswith("hidden_to_gates.bias") else 0.0
+        torch.testing.assert_close(value, params[name], rtol=0, atol=atol, msg=name)
+    with pytest.raises(ValueError, match="has a transform but no inverse"):
+        source_tensors(params, [Row("char_cnn.projection.weight", "CNN_proj/W_proj", elmo_hdf5.transpose)])
 
 
 def test_gate_reorder_and_forget_bias():

@@ -1,4 +1,5 @@
-"""The fast paths' fused weights never serve stale values (weights/fused.py).
+"""The fast paths' fused weights never serve stale values (weights/fused.py), and moving them is
+what the model docstrings say it is.
 
 Both fast paths, minibert's and minielmo's, are checked against their readable twin after every
 way a user changes a weight: a write through `.data` (AllenNLP's loading idiom, which bumps no
@@ -6,6 +7,10 @@ version counter), a replaced `.data`, `load_state_dict` (copying, and with assig
 with another dtype and back, and an optimizer step. Each change must also be seen (the fast
 output moves), so a test cannot pass by comparing two stale results.
 """
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,3 +154,44 @@ def test_fused_parameters_keep_their_identity_and_still_save(tmp_path):
     reloaded = minielmo.BiLM.from_files(tmp_path / "options.json", weights_path)
     for name, param in elmo.model.named_parameters():
         torch.testing.assert_close(reloaded.state_dict()[name], param, rtol=0, atol=0, msg=name)
+
+
+def test_a_fast_call_moves_the_parameters_into_a_buffer_and_a_readable_one_does_not():
+    """What bilm.py's and model.py's docstrings say the first fast call does to the parameters."""
+    elmo = Elmo()
+    cell, gate = elmo.model.forward_layers[0], elmo.model.char_cnn.highway.transform_gate[0]
+    weight = cell.input_to_gates.weight
+    alone = weight.untyped_storage().nbytes()
+    elmo.model.fast_path = False
+    with torch.no_grad():
+        elmo.model(elmo.ids)
+    assert weight.untyped_storage().nbytes() == alone and "_fused_bilstm" not in vars(cell)
+    elmo.outputs()  # fast, then readable
+    layer_bytes = sum(p.numel() * p.element_size() for c in (cell, elmo.model.backward_layers[0])
+                      for p in c.parameters())
+    assert weight.untyped_storage().nbytes() == layer_bytes  # the whole layer's buffer, both directions
+    assert "_fused_bilstm" in vars(cell) and "_fused_highway" in vars(gate)
+
+    bert = Bert()
+    attn = bert.model.encoder.layers[0].attn
+    with torch.no_grad():
+        bert.model(bert.ids, bert.mask)  # calling the model runs the explicit path: nothing moves
+    assert "_fused_qkv" not in vars(attn)
+    bert.outputs()
+    assert "_fused_qkv" in vars(attn)
+    assert attn.query.weight.untyped_storage().nbytes() == sum(
+        p.numel() * p.element_size() for p in (attn.query, attn.key, attn.value) for p in p.parameters())
+
+
+def test_importing_the_biLM_loads_only_the_fused_module_of_weights():
+    """weights/__init__ loads its modules lazily, so the fast paths' `weights.fused` brings no
+    checkpoint code with it; every public name of `weights` still resolves."""
+    code = ("import sys, minielmo.bilm; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'weights'))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2]).stdout.split("\n")[0]
+    assert loaded == "['weights', 'weights.fused']"
+    import weights
+    assert all(callable(getattr(weights, name)) for name in weights.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        weights.nothing
