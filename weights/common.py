@@ -50,6 +50,12 @@ PACKAGED = {
     ),
 }
 ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+# Models this project trains and ships inside its own packages: name -> (package, folder in it).
+SHIPPED = {
+    # A masked-LM BERT trained on the minielmo corpus (python -m minibert.train_mlm;
+    # docs/bert_model_card.md). Loads in minibert.BertForMaskedLM and transformers.BertForMaskedLM.
+    "minicontext-bert-small": ("minibert", "data/bert_small"),
+}
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -107,6 +113,13 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         return checked_model_dir(path)
 
     looked_at = [f"{path.resolve()} (no such file or directory)"]
+    if name in SHIPPED:
+        package, subdir = SHIPPED[name]
+        root = package_dir(package)
+        if root is not None and (root / subdir).is_dir():
+            return checked_model_dir(root / subdir)
+        looked_at.append(f"python package {package!r} (without {subdir}/: this install does not ship "
+                         f"{name} yet; train it with python -m minibert.train_mlm)")
     repo_id = ALIASES.get(name, name)
     packaged = PACKAGED.get(repo_id)
     for package, subdir in packaged.places if packaged is not None else ():
