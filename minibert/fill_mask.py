@@ -110,6 +110,9 @@ def format_predictions(text: str, predictions: list[list[dict]]) -> str:
     for number, row in enumerate(predictions, 1):
         lines.append(f"[MASK] {number}:")
         lines += [f"  {candidate['score']:7.3f}  {candidate['token_str']}" for candidate in row]
-    top = iter(row[0]["token_str"] for row in predictions)
-    filled = "".join(part if i == 0 else next(top) + part for i, part in enumerate(text.split(MASK)))
+    filled = text.split(MASK)[0]
+    for row, after in zip(predictions, text.split(MASK)[1:]):
+        piece = row[0]["token_str"]
+        # A continuation piece ("##ing") joins the word before it, as WordPiece decoding does.
+        filled = (filled.rstrip() + piece[2:] if piece.startswith("##") else filled + piece) + after
     return "\n".join(lines + ["", f"filled: {filled}"])

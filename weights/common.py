@@ -112,14 +112,15 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     if path.exists():
         return checked_model_dir(path)
 
-    looked_at = [f"{path.resolve()} (no such file or directory)"]
-    if name in SHIPPED:
+    if name in SHIPPED:  # our own model: in our package or nowhere (it is on no hub)
         package, subdir = SHIPPED[name]
         root = package_dir(package)
-        if root is not None and (root / subdir).is_dir():
-            return checked_model_dir(root / subdir)
-        looked_at.append(f"python package {package!r} (without {subdir}/: this install does not ship "
-                         f"{name} yet; train it with python -m minibert.train_mlm)")
+        if root is None or not (root / subdir).is_dir():
+            raise FileNotFoundError(
+                f"could not find model {name!r}: this install of {package!r} has no {subdir}/. Train it with "
+                f"python -m minibert.train_mlm and copy OUT/model/ there. (minicontext never downloads anything.)")
+        return checked_model_dir(root / subdir)
+    looked_at = [f"{path.resolve()} (no such file or directory)"]
     repo_id = ALIASES.get(name, name)
     packaged = PACKAGED.get(repo_id)
     for package, subdir in packaged.places if packaged is not None else ():
