@@ -39,6 +39,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import sys
@@ -55,7 +56,6 @@ from tokenizers.trainers import WordPieceTrainer
 
 from minibert.config import BertConfig
 from minibert.mlm import BertForMaskedLM
-from minielmo.train import make_batches  # the same length-bucketed, (seed, epoch)-ordered batches as ELMo
 
 # ------------------------------------------------------------------------------------- sizes
 
@@ -190,6 +190,31 @@ def file_hash(*paths: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------- batches
+
+
+def make_batches(sequences: list[list[int]], seed: int, epoch: int,
+                 tokens_per_batch: int = TOKENS_PER_BATCH) -> list[list[int]]:
+    """Indices of sequences, grouped so that a batch holds sequences of similar length (little
+    padding), in an order fixed by (seed, epoch): a resumed run sees the same batches. The same
+    scheme as minielmo/train.py's, so both models see their sentences in comparable batches."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(sequences)))
+    rng.shuffle(order)
+    batches = []
+    pool = 100 * max(1, tokens_per_batch // 20)  # sort within pools: similar lengths, pools still random
+    for start in range(0, len(order), pool):
+        batch, longest = [], 0
+        for i in sorted(order[start:start + pool], key=lambda i: len(sequences[i])):
+            length = len(sequences[i]) + 2  # [CLS] ... [SEP]
+            if batch and max(longest, length) * (len(batch) + 1) > tokens_per_batch:
+                batches.append(batch)
+                batch, longest = [], 0
+            batch.append(i)
+            longest = max(longest, length)
+        if batch:
+            batches.append(batch)
+    rng.shuffle(batches)
+    return batches
 
 
 def tensors_for(sequences: list[list[int]], cls_id: int, sep_id: int, pad_id: int):
@@ -579,15 +604,20 @@ def forward_macs_per_piece(config: BertConfig, attended: float = ATTENDED_PIECES
     return parts
 
 
+# ELMo small's forward multiply-adds per word, by component, as `python -m minielmo.cost --size
+# small` counts them (minielmo.cost.forward_macs_per_token at a 30,000-word vocabulary). minibert
+# may not import minielmo (the packages are one layer), so tests/unit/test_mlm_train.py pins these
+# numbers to that function.
+ELMO_SMALL_MACS_PER_WORD = {"char_cnn": 651_264, "highway": 131_072, "projection": 32_768,
+                            "lstm": 2_359_296, "softmax (both directions)": 589_105.152}
+
+
 def cost_report(size: str = "small", words: int = 6_000_000, pieces_per_word: float = PIECES_PER_WORD,
                 attended: float = ATTENDED_PIECES, vocab_size: int = VOCAB_SIZE) -> str:
     """BERT's and ELMo's cost models side by side, per corpus word and for a budget of `words`.
     ELMo's unit is the word (one target per word and direction), BERT's the word piece."""
-    from minielmo.cost import forward_macs_per_token
-    from minielmo.train import SIZES as ELMO_SIZES
-
     bert = forward_macs_per_piece(config_for(size, vocab_size), attended)
-    elmo = forward_macs_per_token(ELMO_SIZES["small"], 30000)
+    elmo = {**ELMO_SMALL_MACS_PER_WORD, "total": sum(ELMO_SMALL_MACS_PER_WORD.values())}
     bert_per_word = 6 * bert["total"] * pieces_per_word  # 3 passes x 2 FLOP per multiply-add
     elmo_per_word = 6 * elmo["total"]
     lines = [f"training cost per corpus word (FLOP = 6 x forward multiply-adds), BERT {size} vs ELMo small",

@@ -277,3 +277,13 @@ def test_small_matches_elmo_small_in_training_flop_per_word():
     # The design claim of SIZES["small"]: within 2% of ELMo's cost per word (at the measured
     # pieces per word; the printed values have one decimal).
     assert abs(bert - elmo) / elmo < 0.02, report
+
+
+def test_the_elmo_cost_model_copied_into_train_mlm_is_elmos_own():
+    from minielmo.cost import forward_macs_per_token
+    from minielmo.train import SIZES as ELMO_SIZES
+
+    live = forward_macs_per_token(ELMO_SIZES["small"], 30000)
+    live.pop("total")
+    # If this fails, ELMo's small size changed: copy the new numbers and re-match SIZES["small"].
+    assert live == pytest.approx(training.ELMO_SMALL_MACS_PER_WORD, rel=1e-9)
