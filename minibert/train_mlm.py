@@ -34,6 +34,7 @@ BertForMaskedLM's encoder and head.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -297,7 +298,8 @@ def validate(model: BertForMaskedLM, sequences: list[list[int]], special_ids: di
 
 def learning_rate(words: int, total_words: int) -> float:
     """Linear warm-up over the first WARMUP_SHARE of the word budget, then linear decay to zero
-    (Devlin et al. Appendix A.2). Driven by words seen, so a resumed run continues the same curve."""
+    (Devlin et al. Appendix A.2). Driven by words seen, so a resumed run continues the same curve;
+    a finished run resumed with a larger --words climbs back onto the longer run's curve."""
     warmup = max(1, int(WARMUP_SHARE * total_words))
     if words < warmup:
         return PEAK_LR * (words + 1) / warmup
@@ -375,7 +377,8 @@ def take_lock(out: Path):
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         lock.close()
-        raise TrainingError(f"another training run holds {out / 'train.lock'}; wait for it or use another --out") from None
+        raise TrainingError(f"another training run holds {out / 'train.lock'}; wait for it or use another "
+                            "--out") from None
     lock.write(str(os.getpid()))
     lock.flush()
     return lock
@@ -383,12 +386,58 @@ def take_lock(out: Path):
 
 def check_same_run(state: dict, expected: dict, path: Path) -> None:
     """Resume only the run the checkpoint belongs to: one line naming what differs."""
-    differs = [f"{key} {state.get(key)!r} (now {value!r})" for key, value in expected.items() if state.get(key) != value]
+    differs = [f"{key} {state.get(key)!r} (now {value!r})" for key, value in expected.items()
+               if state.get(key) != value]
     if differs:
         raise TrainingError(f"{path} belongs to another run: " + ", ".join(differs))
 
 
 # ------------------------------------------------------------------------------------- train
+
+
+class NonFiniteError(TrainingError):
+    """A NaN or infinite loss or gradient: the step is not applied."""
+
+
+def training_step(model: BertForMaskedLM, optimizer: torch.optim.Optimizer, tensors: tuple, lr: float,
+                  device: torch.device, bf16: bool) -> tuple[float, int, int]:
+    """One update on a masked batch: mean cross-entropy over the chosen pieces, backward, clip,
+    AdamW. Returns the loss, the chosen pieces predicted right and their number. A non-finite loss
+    or gradient raises NonFiniteError before the weights change."""
+    corrupted, attention_mask, input_ids, chosen = (t.to(device) for t in tensors)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        nll, correct, n = mlm_loss(model, corrupted, attention_mask, input_ids, chosen)
+    loss = nll / n
+    if not torch.isfinite(loss):
+        raise NonFiniteError(f"the loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
+    if not torch.isfinite(grad_norm):
+        raise NonFiniteError(f"the gradient norm is {grad_norm.item()}")
+    optimizer.step()
+    return loss.item(), correct, n
+
+
+def open_vocabulary(out: Path, resuming: bool, saved: Path | None, sentences: list[list[str]],
+                    vocab_size: int) -> RustTokenizer:
+    """OUT/tokenizer: kept when resuming, else copied from `saved` (--tokenizer), else trained."""
+    folder = out / "tokenizer"
+    if resuming:
+        if not (folder / "tokenizer.json").is_file():
+            raise TrainingError(f"{folder}/tokenizer.json is missing; the checkpoint cannot be resumed without it")
+    elif saved is not None:
+        missing = [name for name in TOKENIZER_FILES if not (Path(saved) / name).is_file()]
+        if missing:
+            raise TrainingError(f"--tokenizer {saved} lacks {', '.join(missing)}")
+        folder.mkdir(exist_ok=True)
+        for name in TOKENIZER_FILES:
+            shutil.copyfile(Path(saved) / name, folder / name)
+    else:
+        save_tokenizer(train_wordpiece(sentences, vocab_size), folder)
+    return RustTokenizer.from_file(str(folder / "tokenizer.json"))
 
 
 def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resume: bool,
@@ -404,147 +453,117 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     train_sentences, valid_sentences = read_corpus(corpus)
-    lock = take_lock(out)
     checkpoint_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "train_log.jsonl"
-    tokenizer_dir = out / "tokenizer"
 
-    state = None
-    if resume and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        if not (tokenizer_dir / "tokenizer.json").is_file():
-            raise TrainingError(f"{tokenizer_dir}/tokenizer.json is missing; the checkpoint cannot be resumed without it")
-        tokenizer = RustTokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    elif checkpoint_path.exists():
-        raise TrainingError(f"{checkpoint_path} exists: pass --resume to continue it, or another --out")
-    elif tokenizer is not None:  # a vocabulary saved by an earlier run (or by save_tokenizer)
-        missing = [name for name in TOKENIZER_FILES if not (Path(tokenizer) / name).is_file()]
-        if missing:
-            raise TrainingError(f"--tokenizer {tokenizer} lacks {', '.join(missing)}")
-        tokenizer_dir.mkdir(exist_ok=True)
-        for name in TOKENIZER_FILES:
-            shutil.copyfile(Path(tokenizer) / name, tokenizer_dir / name)
-        tokenizer = RustTokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-    else:
-        tokenizer = train_wordpiece(train_sentences, vocab_size)
-        save_tokenizer(tokenizer, tokenizer_dir)
-    vocab_size = tokenizer.get_vocab_size()
-    run = {"size": size, "seed": seed, "vocab_hash": file_hash(tokenizer_dir / "vocab.txt"),
-           "corpus_hash": file_hash(corpus / "train.txt", corpus / "valid.txt")}
-    special_ids = {name: tokenizer.token_to_id(f"[{name.upper()}]") for name in ("pad", "cls", "sep", "mask")}
-    sequences, words_of = encode_sentences(tokenizer, train_sentences)
-    valid_sequences, _ = encode_sentences(tokenizer, valid_sentences)
+    with contextlib.ExitStack() as held:  # the lock and the log, released however train() ends
+        held.enter_context(take_lock(out))
+        state = load_checkpoint(checkpoint_path) if resume and checkpoint_path.is_file() else None
+        if state is None and checkpoint_path.exists():
+            raise TrainingError(f"{checkpoint_path} exists: pass --resume to continue it, or another --out")
+        wordpiece = open_vocabulary(out, state is not None, tokenizer, train_sentences, vocab_size)
+        vocab_size = wordpiece.get_vocab_size()
+        run = {"size": size, "seed": seed, "vocab_hash": file_hash(out / "tokenizer" / "vocab.txt"),
+               "corpus_hash": file_hash(corpus / "train.txt", corpus / "valid.txt")}
+        special = {name: wordpiece.token_to_id(f"[{name.upper()}]") for name in ("pad", "cls", "sep", "mask")}
+        sequences, words_of = encode_sentences(wordpiece, train_sentences)
+        valid_sequences, _ = encode_sentences(wordpiece, valid_sentences)
+        if not sequences or not valid_sequences:
+            raise TrainingError(f"{corpus}: no sentence of train.txt or valid.txt fits in {MAX_LENGTH} pieces")
 
-    torch.manual_seed(seed)
-    config = config_for(size, vocab_size)
-    model = BertForMaskedLM(config)
-    init_weights(model)
-    model = model.to(device)
-    optimizer = make_optimizer(model)
-    mask_generator = torch.Generator().manual_seed(seed)  # its own stream: masking never shifts dropout's
-    step, words, pieces, epoch, batch_in_epoch, elapsed_before, log_lines = 0, 0, 0, 0, 0, 0.0, 0
-    best, epochs_without_gain, finished, validated_at = {"loss": math.inf}, 0, False, -1
+        torch.manual_seed(seed)
+        config = config_for(size, vocab_size)
+        model = BertForMaskedLM(config)
+        init_weights(model)
+        model = model.to(device)
+        optimizer = make_optimizer(model)
+        mask_generator = torch.Generator().manual_seed(seed)  # its own stream: masking never shifts dropout's
+        step, words, pieces, epoch, batch_in_epoch, elapsed_before, log_lines = 0, 0, 0, 0, 0, 0.0, 0
+        best, epochs_without_gain, validated_at, finished, stopped_early = {"loss": math.inf}, 0, -1, False, False
 
-    if state is not None:
-        check_same_run(state, run, checkpoint_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        mask_generator.set_state(state["mask_rng"])
-        step, words, pieces, epoch, batch_in_epoch = (state[k] for k in ("step", "words", "pieces", "epoch", "batch_in_epoch"))
-        elapsed_before, log_lines, best = state["elapsed"], state["log_lines"], state["best"]
-        epochs_without_gain, finished, validated_at = state["epochs_without_gain"], state["finished"], state["validated_at"]
-        if finished and (words >= total_words or state["stopped_early"]):
-            print(f"{checkpoint_path}: this run is finished ({words:,} words, best validation loss "
-                  f"{best['loss']:.4f}); pass a larger --words to train on", file=sys.stderr)
-            lock.close()
-            return state["result"]
-        # The log keeps exactly what the checkpoint had seen: each step once, even after a resume.
-        kept = log_path.read_text(encoding="utf-8").splitlines(keepends=True)[:log_lines] if log_path.exists() else []
-        log_path.write_text("".join(kept), encoding="utf-8")
-        print(f"resumed from {checkpoint_path}: step {step}, {words:,} words", file=sys.stderr)
+        if state is not None:
+            check_same_run(state, run, checkpoint_path)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            if device.type == "cuda" and state["cuda_rng"] is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            mask_generator.set_state(state["mask_rng"])
+            step, words, pieces, epoch, batch_in_epoch, elapsed_before, log_lines, best = (state[key] for key in (
+                "step", "words", "pieces", "epoch", "batch_in_epoch", "elapsed", "log_lines", "best"))
+            epochs_without_gain, validated_at, stopped_early = (state[key] for key in (
+                "epochs_without_gain", "validated_at", "stopped_early"))
+            if state["finished"] and (words >= total_words or stopped_early):
+                print(f"{checkpoint_path}: this run is finished ({words:,} words, best validation loss "
+                      f"{best['loss']:.4f}); pass a larger --words to train on", file=sys.stderr)
+                return state["result"]
+            # The log keeps exactly the lines the checkpoint had seen: each step once, even after a resume.
+            kept = log_path.read_text(encoding="utf-8").splitlines(keepends=True) if log_path.exists() else []
+            kept = kept[:log_lines]
+            if state["finished"]:  # trained on to a larger --words: the old final record no longer ends the log
+                kept, log_lines = kept[:-1], log_lines - 1
+            log_path.write_text("".join(kept), encoding="utf-8")
+            print(f"resumed from {checkpoint_path}: step {step}, {words:,} words", file=sys.stderr)
 
-    log = open(log_path, "a" if state is not None else "w", encoding="utf-8")
-    started = time.time()
-    stopped_early, saved_step = False, step
+        log = held.enter_context(open(log_path, "a" if state is not None else "w", encoding="utf-8"))
+        started, saved_step, result = time.time(), step, None
 
-    def write_log(record: dict) -> None:
-        nonlocal log_lines
-        log.write(json.dumps(record) + "\n")
-        log_lines += 1
+        def write_log(record: dict) -> None:
+            nonlocal log_lines
+            log.write(json.dumps(record) + "\n")
+            log_lines += 1
 
-    def checkpoint() -> None:
-        nonlocal saved_step
-        if not all_finite(model):  # never replace a good checkpoint with a broken one
-            raise TrainingError(f"step {step}: the weights hold NaN or infinite values; nothing was written")
-        log.flush()
-        save_atomically(checkpoint_path, {
-            **run, "config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": torch.get_rng_state(), "mask_rng": mask_generator.get_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "step": step, "words": words, "pieces": pieces, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
-            "elapsed": elapsed_before + time.time() - started, "log_lines": log_lines, "best": best,
-            "epochs_without_gain": epochs_without_gain, "finished": finished, "stopped_early": stopped_early,
-            "validated_at": validated_at, "result": result if finished else None})
-        saved_step = step
-
-    def end_of_epoch() -> None:
-        """Score the validation split; keep the best weights; count epochs without a gain."""
-        nonlocal best, epochs_without_gain, validated_at
-        validated_at = step
-        scores = validate(model, valid_sequences, special_ids, device)
-        write_log({"step": step, "words": words, "epoch": epoch, "valid": {k: round(v, 4) for k, v in scores.items()}})
-        if scores["loss"] < best["loss"]:
-            if not all_finite(model):
+        def checkpoint() -> None:
+            nonlocal saved_step
+            if not all_finite(model):  # never replace a good checkpoint with a broken one
                 raise TrainingError(f"step {step}: the weights hold NaN or infinite values; nothing was written")
-            best, epochs_without_gain = {**scores, "step": step, "words": words}, 0
-            save_atomically(best_path, {"model": model.state_dict(), "best": best})
-        else:
-            epochs_without_gain += 1
+            log.flush()
+            save_atomically(checkpoint_path, {
+                **run, "config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": torch.get_rng_state(), "mask_rng": mask_generator.get_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "step": step, "words": words, "pieces": pieces, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+                "elapsed": elapsed_before + time.time() - started, "log_lines": log_lines, "best": best,
+                "epochs_without_gain": epochs_without_gain, "validated_at": validated_at,
+                "finished": result is not None, "stopped_early": stopped_early, "result": result})
+            saved_step = step
 
-    result = None
-    progress = Progress(total_words, words)
-    model.train()
-    try:
+        def end_of_epoch() -> None:
+            """Score the validation split; keep the best weights; count epochs without a gain."""
+            nonlocal best, epochs_without_gain, validated_at
+            validated_at = step
+            scores = validate(model, valid_sequences, special, device)
+            write_log({"step": step, "words": words, "epoch": epoch,
+                       "valid": {key: round(value, 4) for key, value in scores.items()}})
+            if scores["loss"] < best["loss"] and all_finite(model):
+                best, epochs_without_gain = {**scores, "step": step, "words": words}, 0
+                save_atomically(best_path, {"model": model.state_dict(), "best": best})
+            else:
+                epochs_without_gain += 1
+
+        progress = Progress(total_words, words)
+        model.train()
         while words < total_words and not stopped_early:
             batches = make_batches(sequences, seed, epoch, TOKENS_PER_BATCH)
-            if not batches:
-                raise TrainingError(f"{corpus}/train.txt gives no training sequences")
             while batch_in_epoch < len(batches) and words < total_words:
                 batch = batches[batch_in_epoch]
-                input_ids, attention_mask, maskable = tensors_for([sequences[i] for i in batch], special_ids["cls"],
-                                                                  special_ids["sep"], special_ids["pad"])
-                corrupted, chosen = choose_and_corrupt(input_ids, maskable, special_ids["mask"], vocab_size,
+                input_ids, attention_mask, maskable = tensors_for(
+                    [sequences[i] for i in batch], special["cls"], special["sep"], special["pad"])
+                corrupted, chosen = choose_and_corrupt(input_ids, maskable, special["mask"], vocab_size,
                                                        mask_generator)
-                lr = learning_rate(words, total_words)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                begin = time.time()
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    nll, correct, n = mlm_loss(model, corrupted.to(device), attention_mask.to(device),
-                                               input_ids.to(device), chosen.to(device))
-                loss = nll / n
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"step {step + 1}: the loss is {loss.item()}; stopped before the update, "
-                                        f"{checkpoint_path.name} (step {saved_step}) "
-                                        "is intact: try a lower PEAK_LR, or --resume without --bf16")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
-                if not torch.isfinite(grad_norm):
-                    raise TrainingError(f"step {step + 1}: the gradient norm is {grad_norm.item()}; stopped before "
-                                        f"the update, {checkpoint_path.name} (step {saved_step}) is intact")
-                optimizer.step()
-                step_pieces = int(attention_mask.sum())
+                lr, begin = learning_rate(words, total_words), time.time()
+                try:
+                    loss, correct, n = training_step(model, optimizer, (corrupted, attention_mask, input_ids, chosen),
+                                                     lr, device, bf16)
+                except NonFiniteError as error:
+                    raise TrainingError(f"step {step + 1}: {error}; stopped before the update, "
+                                        f"{checkpoint_path.name} (step {saved_step}) is intact: lower PEAK_LR, "
+                                        "or resume without --bf16") from None
+                rate = int(attention_mask.sum()) / max(time.time() - begin, 1e-9)
                 step, batch_in_epoch = step + 1, batch_in_epoch + 1
-                words += sum(words_of[i] for i in batch)
-                pieces += step_pieces
-                rate = step_pieces / max(time.time() - begin, 1e-9)
-                progress.show(step, words, rate, loss.item())
-                write_log({"step": step, "words": words, "pieces": pieces, "epoch": epoch,
-                           "loss": round(loss.item(), 4), "accuracy": round(correct / n, 4), "lr": lr,
-                           "pieces_per_s": round(rate, 1),
+                words, pieces = words + sum(words_of[i] for i in batch), pieces + int(attention_mask.sum())
+                progress.show(step, words, rate, loss)
+                write_log({"step": step, "words": words, "pieces": pieces, "epoch": epoch, "loss": round(loss, 4),
+                           "accuracy": round(correct / n, 4), "lr": lr, "pieces_per_s": round(rate, 1),
                            "elapsed_s": round(elapsed_before + time.time() - started, 1)})
                 if step % checkpoint_every == 0:
                     checkpoint()
@@ -556,18 +575,16 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
         print(file=sys.stderr)
         if validated_at != step:
             end_of_epoch()  # the budget ended inside an epoch: score where it stopped, too
-        finished = True
-        result = {"step": step, "words": words, "pieces": pieces, "epochs": epoch + batch_in_epoch / max(1, len(batches)),
+        epochs = epoch + batch_in_epoch / len(make_batches(sequences, seed, epoch, TOKENS_PER_BATCH))
+        result = {"step": step, "words": words, "pieces": pieces, "epochs": round(epochs, 3),
                   "train_seconds": round(elapsed_before + time.time() - started, 1), "stopped_early": stopped_early,
                   "best_valid": best, "device": str(device), "bf16": bf16}
         write_log({"step": step, "final": result})
         checkpoint()
-    finally:
-        log.close()
-        lock.close()
+
     best_model = BertForMaskedLM(config)
     best_model.load_state_dict(load_checkpoint(best_path)["model"])
-    export_model(best_model, tokenizer_dir, out / "model")
+    export_model(best_model, out / "tokenizer", out / "model")
     return result
 
 
@@ -638,7 +655,8 @@ def vocab_report(corpus: Path, sizes=(8000, 12000, 16000)) -> str:
     several sizes trained on train.txt: the measurement VOCAB_SIZE was chosen from."""
     train_sentences, valid_sentences = read_corpus(corpus)
     words = sum(len(s) for s in valid_sentences)
-    lines = [f"{'vocabulary':>10} {'pieces/word':>12} {'[UNK] rate':>11} {'E[T^2]/E[T]':>12} {'MB float32 (small)':>19}"]
+    lines = [f"{'vocabulary':>10} {'pieces/word':>12} {'[UNK] rate':>11} {'E[T^2]/E[T]':>12} "
+             f"{'MB float32 (small)':>19}"]
     for size in sizes:
         tokenizer = train_wordpiece(train_sentences, size)
         encodings = tokenizer.encode_batch([" ".join(s) for s in valid_sentences], add_special_tokens=False)
@@ -682,7 +700,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="bert_run", help="checkpoint, log, tokenizer and exported model go here")
     parser.add_argument("--size", default="small", choices=sorted(SIZES))
     parser.add_argument("--words", type=int, default=6_000_000,
-                        help="corpus words to train on (ELMo's --tokens counts the same words)")
+                        help="corpus words to train on (ELMo's --tokens counts its targets: the same "
+                        "words plus one </S> per sentence)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")

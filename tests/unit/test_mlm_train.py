@@ -287,3 +287,37 @@ def test_the_elmo_cost_model_copied_into_train_mlm_is_elmos_own():
     live.pop("total")
     # If this fails, ELMo's small size changed: copy the new numbers and re-match SIZES["small"].
     assert live == pytest.approx(training.ELMO_SMALL_MACS_PER_WORD, rel=1e-9)
+
+
+def test_a_corpus_of_one_word_trains(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.txt").write_text("Hello\n")
+    (corpus / "valid.txt").write_text("austen Hello\n")
+    result = training.train(corpus, tmp_path / "run", "tiny", total_words=3, seed=0, resume=False, vocab_size=VOCAB)
+    assert result["words"] == 3 and result["best_valid"]["targets"] == 1  # one piece, always the one chosen
+
+
+def test_sigterm_keeps_the_checkpoint_and_resume_continues(corpus, tmp_path, vocabulary):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "minibert.train_mlm", "--corpus", str(corpus), "--out", str(out), "--size", "tiny",
+               "--words", "100000000", "--checkpoint-every", "1", "--tokenizer", str(vocabulary), "--threads", "1"]
+    process = subprocess.Popen(command, cwd=Path(__file__).parents[2], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "checkpoint.pt").exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert err.strip().splitlines()[-1].endswith("keeps the last checkpoint (if one was written): continue with --resume")
+    step = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
+    assert step >= 1
+    # Resumed with a budget already reached, the run scores, finishes and exports at once.
+    result = training.train(corpus, out, "tiny", total_words=1, seed=0, resume=True, checkpoint_every=1)
+    assert result["step"] == step and os.path.isdir(out / "model")
