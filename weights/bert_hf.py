@@ -4,6 +4,8 @@ Checked against the keys written by transformers 5.24 (`BertModel`, `BertForPreT
 `BertForMaskedLM`) and by the all-MiniLM-L6-v2 release (transformers 4.8.2). HF stores
 nn.Linear weights as (out, in) exactly as PyTorch does, so every transform here is `identity`;
 the table is still the one place that says which source tensor fills which of our parameters.
+The same rows, read the other way, write a minibert.BertForMaskedLM in BertForMaskedLM's format
+(`save_mlm`), which transformers loads.
 """
 
 from __future__ import annotations
@@ -120,6 +122,11 @@ def load_bert_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
                        hint="Is it a checkpoint of another architecture?")
 
 
+def mlm_rows(layers: int) -> list[Row]:
+    """BertForMaskedLM's rows: the encoder (ours under `bert.`, as theirs) plus the MLM head."""
+    return encoder_rows(BERT_TABLE, layers, "bert.", target_prefix="bert.") + MLM_HEAD_TABLE
+
+
 def load_mlm_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str = "checkpoint") -> LoadReport:
     """Fill a minibert.BertForMaskedLM from HF BertForMaskedLM (or BertForPreTraining) tensors,
     strictly; returns the LoadReport. A checkpoint without the MLM head is refused (missing keys)."""
@@ -131,8 +138,7 @@ def load_mlm_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], w
     if decoder is not None and embeddings is not None and not torch.equal(decoder, embeddings):
         raise ValueError(f"{where}: cls.predictions.decoder.weight differs from the word embeddings; "
                          "this model ties them (tie_word_embeddings), so an untied head cannot be loaded")
-    rows = (encoder_rows(BERT_TABLE, model.config.num_hidden_layers, "bert.", target_prefix="bert.")
-            + MLM_HEAD_TABLE)
+    rows = mlm_rows(model.config.num_hidden_layers)
     return load_strict(model, tensors, rows, MLM_IGNORED, where=where,
                        hint="Is it a BertForMaskedLM checkpoint of the same size?")
 
@@ -147,8 +153,7 @@ def save_mlm(model: torch.nn.Module, folder: Path) -> Path:
     from safetensors.torch import save_file
 
     ours = model.state_dict()
-    rows = (encoder_rows(BERT_TABLE, model.config.num_hidden_layers, "bert.", target_prefix="bert.")
-            + MLM_HEAD_TABLE)
+    rows = mlm_rows(model.config.num_hidden_layers)
     if sorted(row.target for row in rows) != sorted(ours):
         raise RuntimeError(f"key table does not match the model: {sorted(set(ours) ^ {r.target for r in rows})}")
     tensors = {}
