@@ -1,4 +1,4 @@
-"""Command line: `python -m minibert similarity|encode|verify ...`.
+"""Command line: `python -m minibert similarity|encode|verify|fill-mask ...`.
 
 similarity  embeds texts with a sentence-transformers BERT (all-MiniLM-L6-v2 by default, from the
             packaged weights) and prints their cosine similarity matrix. With no texts it uses the
