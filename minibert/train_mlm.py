@@ -717,7 +717,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     prog = parser.prog
     # SIGTERM (a scheduler's stop) is handled like Ctrl-C: the last checkpoint stays, resume continues.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.words < 1 or args.checkpoint_every < 1 or args.vocab_size < len(SPECIAL_TOKENS) + 1:
             raise TrainingError("--words, --checkpoint-every and --vocab-size must be positive")
@@ -744,6 +744,8 @@ def main(argv=None) -> int:
               f"(if one was written): continue with --resume", file=sys.stderr)
     except OSError as error:  # a disk that fills up or a folder that turns read-only mid-run
         print(f"\n{prog}: error: {error}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     return 2
 
 
