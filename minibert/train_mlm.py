@@ -62,19 +62,19 @@ from minibert.mlm import BertForMaskedLM
 
 # "small" matches the shipped ELMo's training cost per corpus word (`--cost` prints both models):
 # BERT's 4 layers x 256 hidden x 4 heads, with the feed-forward width as the one knob turned to
-# match (864 = 3.375 D instead of BERT's 4 D). Its float32 weights (4,986,560 parameters, 19.9 MB) fit the
-# package's 25 MB limit.
+# match (864 = 3.375 D instead of BERT's 4 D). Its float32 weights (4,986,560 parameters,
+# 19.9 MB) fit the package's 25 MB limit.
 SIZES = {
     "small": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=864),
     # For tests and smoke runs: trains in seconds.
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64),
 }
-MAX_LENGTH = 128      # pieces per sequence, [CLS] and [SEP] included; the corpus's longest sentence is 79
+MAX_LENGTH = 128      # pieces per sequence, [CLS] and [SEP] included; the corpus's longest sentence has 79
 VOCAB_SIZE = 8000     # measured with --vocab-report, see docs/bert_model_card.md
 MASK_PROBABILITY = 0.15   # Devlin et al. §3.1
 MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the chosen pieces; the remaining 10% stay unchanged
 DROPOUT = 0.1             # BERT's, on embeddings, attention probabilities and residual branches
-PEAK_LR = 5e-4            # ELECTRA-small's pre-training rate (Clark et al. 2020, Table 6), a model this size
+PEAK_LR = 5e-4            # ELECTRA-Small's pre-training rate (Clark et al. 2020, appendix), a model this size
 WARMUP_SHARE = 0.05       # of the word budget; post-LN transformers diverge without a warm-up
 WEIGHT_DECAY = 0.01
 CLIP_NORM = 1.0
