@@ -35,14 +35,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
-import signal
 import sys
 import time
 from dataclasses import asdict
@@ -57,6 +54,7 @@ from tokenizers.trainers import WordPieceTrainer
 
 from minibert.config import BertConfig
 from minibert.mlm import BertForMaskedLM
+from weights.runs import RunError, RunLock, StopRequests, check_identity, load_checkpoint, save_checkpoint
 
 # ------------------------------------------------------------------------------------- sizes
 
@@ -96,8 +94,8 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4, BER
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
-class TrainingError(Exception):
-    """Bad input or state: printed as one line, exit status 2."""
+class TrainingError(RunError):
+    """The run cannot start or go on: `python -m minibert.train_mlm` prints it as one line, exit status 2."""
 
 
 def read_sentences(path: Path, tagged: bool = False) -> list[list[str]]:
@@ -328,10 +326,6 @@ def make_optimizer(model: BertForMaskedLM) -> torch.optim.AdamW:
                               {"params": no_decay, "weight_decay": 0.0}], lr=PEAK_LR, betas=(0.9, 0.999), eps=1e-6)
 
 
-def all_finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
 class Progress:
     """One status line on stderr, rewritten in place: step, words, pieces/s, loss, ETA."""
 
@@ -346,53 +340,9 @@ class Progress:
               f"MLM loss {loss:.3f} | ETA {eta / 60:.1f} min ", end="", file=sys.stderr, flush=True)
 
 
-# -------------------------------------------------------------------------------- checkpoint
-
-
-def save_atomically(path: Path, state: dict) -> None:
-    """Write to a side file, then rename: an interruption mid-write leaves the previous file intact."""
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    try:
-        # weights_only: tensors, numbers, strings and containers only; nothing is unpickled as code.
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # torch raises several types for a truncated or foreign file
-        raise TrainingError(f"{path} is unreadable (truncated or corrupt?): {type(error).__name__}: "
-                            f"{str(error).splitlines()[0] if str(error) else ''}; delete it to start over") from None
-
-
-def take_lock(out: Path):
-    """An exclusive lock on OUT/train.lock, held until the process ends (the OS drops it even after
-    a kill), so two runs pointed at one folder refuse each other."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = open(out / "train.lock", "w")
-    except OSError as error:
-        raise TrainingError(f"cannot write to --out {out}: {error.strerror or error}") from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise TrainingError(f"another training run holds {out / 'train.lock'}; wait for it or use another "
-                            "--out") from None
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
-
-
-def check_same_run(state: dict, expected: dict, path: Path) -> None:
-    """Resume only the run the checkpoint belongs to: one line naming what differs."""
-    differs = [f"{key} {state.get(key)!r} (now {value!r})" for key, value in expected.items()
-               if state.get(key) != value]
-    if differs:
-        raise TrainingError(f"{path} belongs to another run: " + ", ".join(differs))
-
-
 # ------------------------------------------------------------------------------------- train
+# The run folder's files (atomic checkpoints that refuse NaN weights, the lock, stop requests,
+# identity checks) are weights/runs.py's, shared with minielmo/train.py.
 
 
 class NonFiniteError(TrainingError):
@@ -455,9 +405,17 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
     train_sentences, valid_sentences = read_corpus(corpus)
     checkpoint_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "train_log.jsonl"
 
-    with contextlib.ExitStack() as held:  # the lock and the log, released however train() ends
-        held.enter_context(take_lock(out))
-        state = load_checkpoint(checkpoint_path) if resume and checkpoint_path.is_file() else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrainingError(f"cannot create --out {out}: {error.strerror or error}") from None
+
+    with contextlib.ExitStack() as held:  # the lock, the signal handlers and the log, however train() ends
+        held.enter_context(RunLock(out))
+        stop = held.enter_context(StopRequests())  # SIGINT/SIGTERM: stop at the next step, checkpointed
+        state = None
+        if resume and checkpoint_path.is_file():
+            state = load_checkpoint(checkpoint_path, ("model", "optimizer", "rng", "mask_rng", "step", "log_lines"))
         if state is None and checkpoint_path.exists():
             raise TrainingError(f"{checkpoint_path} exists: pass --resume to continue it, or another --out")
         wordpiece = open_vocabulary(out, state is not None, tokenizer, train_sentences, vocab_size)
@@ -481,9 +439,13 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
         best, epochs_without_gain, validated_at, finished, stopped_early = {"loss": math.inf}, 0, -1, False, False
 
         if state is not None:
-            check_same_run(state, run, checkpoint_path)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
+            check_identity(checkpoint_path, state, run)
+            try:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as error:
+                raise TrainingError(f"{checkpoint_path} does not fit size {size}: "
+                                    f"{str(error).splitlines()[0][:160]}") from None
             torch.set_rng_state(state["rng"])
             if device.type == "cuda" and state["cuda_rng"] is not None:
                 torch.cuda.set_rng_state(state["cuda_rng"], device)
@@ -496,7 +458,9 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
                 print(f"{checkpoint_path}: this run is finished ({words:,} words, best validation loss "
                       f"{best['loss']:.4f}); pass a larger --words to train on", file=sys.stderr)
                 return state["result"]
-            # The log keeps exactly the lines the checkpoint had seen: each step once, even after a resume.
+            # The log keeps exactly the lines the checkpoint had seen: each step once, even after a
+            # resume. Counted in lines, not steps (weights.runs.keep_log_until), because a validation
+            # record carries the step of the checkpoint written just after it.
             kept = log_path.read_text(encoding="utf-8").splitlines(keepends=True) if log_path.exists() else []
             kept = kept[:log_lines]
             if state["finished"]:  # trained on to a larger --words: the old final record no longer ends the log
@@ -514,17 +478,16 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
 
         def checkpoint() -> None:
             nonlocal saved_step
-            if not all_finite(model):  # never replace a good checkpoint with a broken one
-                raise TrainingError(f"step {step}: the weights hold NaN or infinite values; nothing was written")
             log.flush()
-            save_atomically(checkpoint_path, {
+            save_checkpoint(checkpoint_path, {
                 **run, "config": asdict(config), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "rng": torch.get_rng_state(), "mask_rng": mask_generator.get_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "step": step, "words": words, "pieces": pieces, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
                 "elapsed": elapsed_before + time.time() - started, "log_lines": log_lines, "best": best,
                 "epochs_without_gain": epochs_without_gain, "validated_at": validated_at,
-                "finished": result is not None, "stopped_early": stopped_early, "result": result})
+                "finished": result is not None, "stopped_early": stopped_early, "result": result},
+                finite_keys=("model",))  # never written from NaN weights: the good one stays
             saved_step = step
 
         def end_of_epoch() -> None:
@@ -534,9 +497,9 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
             scores = validate(model, valid_sequences, special, device)
             write_log({"step": step, "words": words, "epoch": epoch,
                        "valid": {key: round(value, 4) for key, value in scores.items()}})
-            if scores["loss"] < best["loss"] and all_finite(model):
+            if scores["loss"] < best["loss"]:
                 best, epochs_without_gain = {**scores, "step": step, "words": words}, 0
-                save_atomically(best_path, {"model": model.state_dict(), "best": best})
+                save_checkpoint(best_path, {"model": model.state_dict(), "best": best}, finite_keys=("model",))
             else:
                 epochs_without_gain += 1
 
@@ -565,8 +528,11 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
                 write_log({"step": step, "words": words, "pieces": pieces, "epoch": epoch, "loss": round(loss, 4),
                            "accuracy": round(correct / n, 4), "lr": lr, "pieces_per_s": round(rate, 1),
                            "elapsed_s": round(elapsed_before + time.time() - started, 1)})
-                if step % checkpoint_every == 0:
+                if step % checkpoint_every == 0 or stop.requested:
                     checkpoint()
+                if stop.requested:
+                    raise TrainingError(f"stopped by {stop.requested} at step {step}; checkpoint written to "
+                                        f"{checkpoint_path}; continue with --resume")
             if batch_in_epoch >= len(batches):
                 end_of_epoch()
                 epoch, batch_in_epoch = epoch + 1, 0
@@ -583,7 +549,7 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
         checkpoint()
 
     best_model = BertForMaskedLM(config)
-    best_model.load_state_dict(load_checkpoint(best_path)["model"])
+    best_model.load_state_dict(load_checkpoint(best_path, ("model",))["model"])
     export_model(best_model, out / "tokenizer", out / "model")
     return result
 
@@ -716,8 +682,6 @@ def main(argv=None) -> int:
     parser.add_argument("--vocab-report", action="store_true", help="measure vocabulary sizes on valid.txt and exit")
     args = parser.parse_args(argv)
     prog = parser.prog
-    # SIGTERM (a scheduler's stop) is handled like Ctrl-C: the last checkpoint stays, resume continues.
-    previous_handler = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.words < 1 or args.checkpoint_every < 1 or args.vocab_size < len(SPECIAL_TOKENS) + 1:
             raise TrainingError("--words, --checkpoint-every and --vocab-size must be positive")
@@ -737,15 +701,13 @@ def main(argv=None) -> int:
                        Path(args.tokenizer) if args.tokenizer else None)
         print(json.dumps(result, indent=2))
         return 0
-    except TrainingError as error:
+    except RunError as error:  # TrainingError and the run files' errors
         print(f"\n{prog}: error: {error}", file=sys.stderr)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C: no time for a fresh checkpoint
         print(f"\n{prog}: interrupted; {Path(args.out) / 'checkpoint.pt'} keeps the last checkpoint "
               f"(if one was written): continue with --resume", file=sys.stderr)
     except OSError as error:  # a disk that fills up or a folder that turns read-only mid-run
         print(f"\n{prog}: error: {error}", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous_handler)
     return 2
 
 

@@ -10,6 +10,7 @@ import torch
 
 from minibert import BertForMaskedLM, Tokenizer
 from minibert import train_mlm as training
+from weights.runs import RunError, RunLock
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -222,21 +223,22 @@ def test_resume_refuses_another_run_in_one_line(corpus, tmp_path, monkeypatch, r
                         if step == 5 else None)
     with pytest.raises(KeyboardInterrupt):
         training.train(corpus, tmp_path, resume=False, **run)
-    with pytest.raises(training.TrainingError, match=r"belongs to another run: seed 3 \(now 4\)$"):
+    with pytest.raises(RunError, match=r"belongs to another run: seed 3 in the checkpoint, 4 now"):
         training.train(corpus, tmp_path, resume=True, **{**run, "seed": 4})
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(training.TrainingError, match="unreadable"):
+    with pytest.raises(RunError, match="not a readable checkpoint"):
         training.train(corpus, tmp_path, resume=True, **run)
     with pytest.raises(training.TrainingError, match="exists: pass --resume"):
         training.train(corpus, tmp_path, resume=False, **run)
 
 
-def test_two_runs_on_one_folder_refuse_each_other(tmp_path):
-    held = training.take_lock(tmp_path)
-    with pytest.raises(training.TrainingError, match="another training run holds"):
-        training.take_lock(tmp_path)
-    held.close()
-    training.take_lock(tmp_path).close()  # free again once the first run ends
+def test_two_runs_on_one_folder_refuse_each_other(corpus, tmp_path, run):
+    with RunLock(tmp_path):  # another run, alive, holds the folder
+        with pytest.raises(RunError, match="in use by another training run"):
+            training.train(corpus, tmp_path, resume=False, **run)
+    assert not (tmp_path / "LOCK").exists()
+    training.train(corpus, tmp_path, resume=False, **{**run, "total_words": 300})  # free once it ends
+    assert not (tmp_path / "LOCK").exists()  # the lock goes with the run
 
 
 def _error_line(capsys, argv) -> str:
@@ -260,7 +262,7 @@ def test_bad_inputs_get_one_line_errors(corpus, tmp_path, capsys):
     assert "not found" in _error_line(capsys, ["--corpus", str(tmp_path / "nowhere"), *common])
     blocker = tmp_path / "a_file"
     blocker.write_text("")  # --out below a file: no folder can be made there, even as root
-    assert "cannot write to --out" in _error_line(capsys, ["--corpus", str(corpus), "--out", str(blocker / "run"), *common])
+    assert "cannot create --out" in _error_line(capsys, ["--corpus", str(corpus), "--out", str(blocker / "run"), *common])
 
 
 def test_bf16_autocast_trains_on_cpu(corpus, tmp_path, run):
@@ -298,7 +300,7 @@ def test_a_corpus_of_one_word_trains(tmp_path):
     assert result["words"] == 3 and result["best_valid"]["targets"] == 1  # one piece, always the one chosen
 
 
-def test_sigterm_keeps_the_checkpoint_and_resume_continues(corpus, tmp_path, vocabulary):
+def test_sigterm_stops_at_a_step_with_a_checkpoint_and_resume_continues(corpus, tmp_path, vocabulary):
     import os
     import signal
     import subprocess
@@ -315,9 +317,11 @@ def test_sigterm_keeps_the_checkpoint_and_resume_continues(corpus, tmp_path, voc
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2
-    assert err.strip().splitlines()[-1].endswith("keeps the last checkpoint (if one was written): continue with --resume")
+    # It stops at the next step boundary, writes a checkpoint there and says so in one line.
+    last = err.strip().splitlines()[-1]
     step = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
-    assert step >= 1
+    assert last.endswith(f"stopped by SIGTERM at step {step}; checkpoint written to {out / 'checkpoint.pt'}; "
+                         "continue with --resume"), last
     # Resumed with a budget already reached, the run scores, finishes and exports at once.
     result = training.train(corpus, out, "tiny", total_words=1, seed=0, resume=True, checkpoint_every=1)
     assert result["step"] == step and os.path.isdir(out / "model")
