@@ -4,7 +4,8 @@
     python -m minibert.train_mlm --corpus corpus --vocab-report  # pieces per word for 8k/12k/16k
     python -m minibert.train_mlm --corpus corpus --out bert_run --size small --words 6000000 --seed 0
     python -m minibert.train_mlm --corpus corpus --out bert_run --resume   # after an interruption
-    python -m minibert.train_mlm --cost                        # BERT's and ELMo's cost models
+    python -m minibert.train_mlm --cost                        # BERT's cost model
+    python -m bench.mlm_cost                                   # ... beside ELMo's
 
 Paper: Devlin et al. 2019 §3.1 "Task #1: Masked LM" and Appendix A.1: 15% of the word pieces of
 each sequence are chosen; a chosen piece is replaced by [MASK] 80% of the time, by a random piece
@@ -58,7 +59,7 @@ from weights.runs import RunError, RunLock, StopRequests, check_identity, load_c
 
 # ------------------------------------------------------------------------------------- sizes
 
-# "small" matches the shipped ELMo's training cost per corpus word (`--cost` prints both models):
+# "small" matches the shipped ELMo's training cost per corpus word (python -m bench.mlm_cost):
 # BERT's 4 layers x 256 hidden x 4 heads, with the feed-forward width as the one knob turned to
 # match (864 = 3.375 D instead of BERT's 4 D). Its float32 weights (4,986,560 parameters,
 # 19.9 MB) fit the package's 25 MB limit.
@@ -568,8 +569,8 @@ def export_model(model: BertForMaskedLM, tokenizer_dir: Path, folder: Path) -> P
 # ----------------------------------------------------------------------------------- reports
 
 # Measured on the minielmo corpus (train.txt / heldout.txt, 4.3 M words, before the sentence-
-# splitting clean-up) with an 8k cased vocabulary, by `--vocab-report`; `--cost --corpus DIR`
-# measures them again on another corpus.
+# splitting clean-up) with an 8k cased vocabulary, the measurement `--vocab-report` repeats on
+# any corpus (its "pieces/word" and "E[T^2]/E[T]" columns).
 PIECES_PER_WORD = 1.177
 ATTENDED_PIECES = 30.1  # E[T^2] / E[T]: the sequence length a piece attends over, on average
 
@@ -587,32 +588,27 @@ def forward_macs_per_piece(config: BertConfig, attended: float = ATTENDED_PIECES
     return parts
 
 
-# ELMo small's forward multiply-adds per word, by component, as `python -m minielmo.cost --size
-# small` counts them (minielmo.cost.forward_macs_per_token at a 30,000-word vocabulary). minibert
-# may not import minielmo (the packages are one layer), so tests/unit/test_mlm_train.py pins these
-# numbers to that function.
-ELMO_SMALL_MACS_PER_WORD = {"char_cnn": 651_264, "highway": 131_072, "projection": 32_768,
-                            "lstm": 2_359_296, "softmax (both directions)": 589_105.152}
-
-
 def cost_report(size: str = "small", words: int = 6_000_000, pieces_per_word: float = PIECES_PER_WORD,
-                attended: float = ATTENDED_PIECES, vocab_size: int = VOCAB_SIZE) -> str:
-    """BERT's and ELMo's cost models side by side, per corpus word and for a budget of `words`.
-    ELMo's unit is the word (one target per word and direction), BERT's the word piece."""
+                attended: float = ATTENDED_PIECES, vocab_size: int = VOCAB_SIZE, elmo: dict | None = None) -> str:
+    """BERT's cost model per corpus word and for a budget of `words`; with `elmo` (ELMo's
+    minielmo.cost.forward_macs_per_token), both side by side. ELMo's unit is the word (one target
+    per word and direction), BERT's the word piece. minibert may not import minielmo (the two
+    packages are one layer), so `python -m bench.mlm_cost` passes ELMo's numbers in."""
     bert = forward_macs_per_piece(config_for(size, vocab_size), attended)
-    elmo = {**ELMO_SMALL_MACS_PER_WORD, "total": sum(ELMO_SMALL_MACS_PER_WORD.values())}
     bert_per_word = 6 * bert["total"] * pieces_per_word  # 3 passes x 2 FLOP per multiply-add
-    elmo_per_word = 6 * elmo["total"]
-    lines = [f"training cost per corpus word (FLOP = 6 x forward multiply-adds), BERT {size} vs ELMo small",
-             "", f"BERT {size} (per word piece; {pieces_per_word:.3f} pieces per word, attending over "
+    lines = [f"training cost per corpus word (FLOP = 6 x forward multiply-adds), BERT {size}", "",
+             f"BERT {size} (per word piece; {pieces_per_word:.3f} pieces per word, attending over "
              f"{attended:.1f} pieces):"]
     lines += [f"  {name:<40} {value / 1e6:8.3f} M multiply-adds" for name, value in bert.items()]
-    lines += ["", "ELMo small (per word):"]
-    lines += [f"  {name:<40} {value / 1e6:8.3f} M multiply-adds" for name, value in elmo.items()]
-    lines += ["", f"{'':<28}{'BERT ' + size:>16}{'ELMo small':>16}",
-              f"{'training MFLOP per word':<28}{bert_per_word / 1e6:>16.1f}{elmo_per_word / 1e6:>16.1f}",
-              f"{'PFLOP for ' + format(words, ',') + ' words':<28}{bert_per_word * words / 1e15:>16.3f}"
-              f"{elmo_per_word * words / 1e15:>16.3f}"]
+    columns = [(f"BERT {size}", bert_per_word)]
+    if elmo is not None:
+        lines += ["", "ELMo small (per word; python -m minielmo.cost --size small):"]
+        lines += [f"  {name:<40} {value / 1e6:8.3f} M multiply-adds" for name, value in elmo.items()]
+        columns.append(("ELMo small", 6 * elmo["total"]))
+    lines += ["", f"{'':<28}" + "".join(f"{name:>16}" for name, _ in columns),
+              f"{'training MFLOP per word':<28}" + "".join(f"{flop / 1e6:>16.1f}" for _, flop in columns),
+              f"{'PFLOP for ' + format(words, ',') + ' words':<28}"
+              + "".join(f"{flop * words / 1e15:>16.3f}" for _, flop in columns)]
     return "\n".join(lines)
 
 
@@ -677,7 +673,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--cost", action="store_true", help="print BERT's and ELMo's cost models and exit")
+    parser.add_argument("--cost", action="store_true", help="print BERT's cost model and exit "
+                        "(python -m bench.mlm_cost prints it beside ELMo's)")
     parser.add_argument("--measure", action="store_true", help="with --cost: also time a few training steps here")
     parser.add_argument("--vocab-report", action="store_true", help="measure vocabulary sizes on valid.txt and exit")
     args = parser.parse_args(argv)
