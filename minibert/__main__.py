@@ -1,4 +1,4 @@
-"""Command line: `python -m minibert similarity|encode|verify ...`.
+"""Command line: `python -m minibert similarity|encode|verify|fill-mask ...`.
 
 similarity  embeds texts with a sentence-transformers BERT (all-MiniLM-L6-v2 by default, from the
             packaged weights) and prints their cosine similarity matrix. With no texts it uses the
@@ -7,6 +7,8 @@ encode      embeds texts (one per line of --file, or given as arguments) and sav
             as a .npy array, row i for text i, with a progress bar.
 verify      runs minibert and transformers side by side and prints max|diff| per layer
             (needs the test extra; see minibert/verify.py).
+fill-mask   prints a masked-LM BERT's top word pieces for each [MASK] in a text, with their
+            probabilities, and the text filled in (minicontext-bert-small by default).
 
 Texts come from the command line or from --file (one text per line; '-' reads stdin). Every error
 is one line on stderr and exit status 2.
@@ -43,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{similarity,encode,verify}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{similarity,encode,verify,fill-mask}")
     for name, help_text in (
         ("similarity", "print the cosine similarity matrix of the texts (default: the seed sentences)"),
         ("encode", "save the texts' sentence vectors to a .npy file (N, D), row i for text i"),
@@ -60,7 +62,28 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--out", required=True, metavar="VECTORS.npy", help="where to write the array")
             command.add_argument("--batch-size", type=int, default=32, help="texts per model call (default 32)")
             command.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_fill_mask_parser(commands)
     return parser
+
+
+# ----- fill-mask: a self-contained subcommand ------------------------------------------------------
+
+def add_fill_mask_parser(commands) -> None:
+    from minibert.fill_mask import DEFAULT_MODEL as MLM_MODEL
+
+    help_text = "print the top word pieces for each [MASK] in TEXT, and the text filled in"
+    command = commands.add_parser("fill-mask", help=help_text, description=help_text)
+    command.add_argument("text", metavar="TEXT", help='e.g. "We sat on the [MASK] of the river ."')
+    command.add_argument("--top-k", type=int, default=5, help="pieces shown per [MASK] (default 5)")
+    command.add_argument("--model", default=MLM_MODEL,
+                         help=f"masked-LM model name or local directory (default: {MLM_MODEL})")
+
+
+def fill_mask_command(args) -> int:
+    from minibert.fill_mask import fill_mask, format_predictions
+
+    print(format_predictions(args.text, fill_mask(args.text, top_k=args.top_k, model=args.model)))
+    return 0
 
 
 def format_matrix(texts: list[str], similarity) -> str:
@@ -161,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         command = f"{PROG} {args.command}"
+        if args.command == "fill-mask":
+            return fill_mask_command(args)
         texts = read_texts(args)
         if args.command == "similarity":
             return similarity(texts, args.model)

@@ -4,6 +4,8 @@ Checked against the keys written by transformers 5.24 (`BertModel`, `BertForPreT
 `BertForMaskedLM`) and by the all-MiniLM-L6-v2 release (transformers 4.8.2). HF stores
 nn.Linear weights as (out, in) exactly as PyTorch does, so every transform here is `identity`;
 the table is still the one place that says which source tensor fills which of our parameters.
+The same rows, read the other way, write a minibert.BertForMaskedLM in BertForMaskedLM's format
+(`save_mlm`), which transformers loads.
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ POOLER_TABLE = [
     Row("pooler.dense.weight", "pooler.dense.weight"),
     Row("pooler.dense.bias", "pooler.dense.bias"),
 ]
+# The masked-LM head of BertForMaskedLM / BertForPreTraining (minibert/mlm.py: MaskedLMHead).
+# HF calls the dense + GELU + LayerNorm part `transform`, as Google's TF code did.
+MLM_HEAD_TABLE = [
+    Row("mlm_head.dense.weight", "cls.predictions.transform.dense.weight"),
+    Row("mlm_head.dense.bias", "cls.predictions.transform.dense.bias"),
+    Row("mlm_head.norm.weight", "cls.predictions.transform.LayerNorm.weight",
+        legacy="cls.predictions.transform.LayerNorm.gamma"),
+    Row("mlm_head.norm.bias", "cls.predictions.transform.LayerNorm.bias",
+        legacy="cls.predictions.transform.LayerNorm.beta"),
+    Row("mlm_head.bias", "cls.predictions.bias"),
+]
 
 # Source keys we deliberately do not load (glob pattern -> reason).
 IGNORED = {
@@ -60,6 +73,16 @@ IGNORED = {
     "cls.*": "pre-training heads (masked LM / next sentence); the encoder does not use them",
     "classifier.*": "a fine-tuning task head (BertForSequenceClassification & co.); the encoder does not use it",
     "qa_outputs.*": "the answer-span head of BertForQuestionAnswering (start/end logits); the encoder does not use it",
+}
+# What a BertForMaskedLM load leaves out. The two decoder keys are not separate weights: HF ties
+# decoder.weight to the word embeddings and decoder.bias to cls.predictions.bias, and transformers
+# 5.25 writes neither; files that still carry decoder.weight are checked equal to the embeddings.
+MLM_IGNORED = {
+    "bert.embeddings.position_ids": IGNORED["bert.embeddings.position_ids"],
+    "cls.predictions.decoder.weight": "the decoder is tied to bert.embeddings.word_embeddings.weight (checked equal)",
+    "cls.predictions.decoder.bias": "the same tensor as cls.predictions.bias (HF ties them)",
+    "cls.seq_relationship.*": "the next-sentence-prediction head of BertForPreTraining; the MLM does not use it",
+    "bert.pooler.*": "the pooler feeds next-sentence prediction; BertForMaskedLM has none",
 }
 POOLER_IGNORED = {
     "pooler.*": "this model was built without a pooler",
@@ -83,12 +106,66 @@ def read_checkpoint(model_dir: Path) -> dict[str, torch.Tensor]:
     return read_safetensors(Path(model_dir) / WEIGHTS_FILE)
 
 
+def encoder_rows(table: list[Row], layers: int, source_prefix: str, target_prefix: str = "") -> list[Row]:
+    """The table expanded over the layers, with the prefixes each side puts before its keys."""
+    return [Row(target_prefix + row.target, source_prefix + row.source, row.transform,
+                row.legacy and source_prefix + row.legacy)
+            for row in expand_rows(table, i=range(layers))]
+
+
 def load_bert_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str = "checkpoint") -> LoadReport:
     """Fill a minibert.BertModel from HF BERT tensors, strictly; returns the LoadReport."""
-    prefix = checkpoint_prefix(tensors)
     table = BERT_TABLE + (POOLER_TABLE if model.pooler is not None else [])
-    rows = [Row(row.target, prefix + row.source, row.transform, row.legacy and prefix + row.legacy)
-            for row in expand_rows(table, i=range(model.config.num_hidden_layers))]
+    rows = encoder_rows(table, model.config.num_hidden_layers, checkpoint_prefix(tensors))
     ignored = IGNORED if model.pooler is not None else {**IGNORED, **POOLER_IGNORED}
     return load_strict(model, tensors, rows, ignored, where=where,
                        hint="Is it a checkpoint of another architecture?")
+
+
+def mlm_rows(layers: int) -> list[Row]:
+    """BertForMaskedLM's rows: the encoder (ours under `bert.`, as theirs) plus the MLM head."""
+    return encoder_rows(BERT_TABLE, layers, "bert.", target_prefix="bert.") + MLM_HEAD_TABLE
+
+
+def load_mlm_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str = "checkpoint") -> LoadReport:
+    """Fill a minibert.BertForMaskedLM from HF BertForMaskedLM (or BertForPreTraining) tensors,
+    strictly; returns the LoadReport. A checkpoint without the MLM head is refused (missing keys)."""
+    if checkpoint_prefix(tensors) != "bert.":
+        raise ValueError(f"{where} holds a bare BERT encoder (no 'bert.' prefix, no cls.predictions.*): "
+                         "it has no masked-LM head; load it with minibert.BertModel instead")
+    decoder = tensors.get("cls.predictions.decoder.weight")
+    embeddings = tensors.get("bert.embeddings.word_embeddings.weight")
+    if decoder is not None and embeddings is not None and not torch.equal(decoder, embeddings):
+        raise ValueError(f"{where}: cls.predictions.decoder.weight differs from the word embeddings; "
+                         "this model ties them (tie_word_embeddings), so an untied head cannot be loaded")
+    rows = mlm_rows(model.config.num_hidden_layers)
+    return load_strict(model, tensors, rows, MLM_IGNORED, where=where,
+                       hint="Is it a BertForMaskedLM checkpoint of the same size?")
+
+
+def save_mlm(model: torch.nn.Module, folder: Path) -> Path:
+    """Write a minibert.BertForMaskedLM as transformers 5.25 saves BertForMaskedLM: config.json with
+    architectures ["BertForMaskedLM"] and model.safetensors under HF's key names (the tied decoder
+    keys left out, as transformers leaves them out). Refuses non-finite weights. Returns the folder."""
+    import dataclasses
+    import json
+
+    from safetensors.torch import save_file
+
+    ours = model.state_dict()
+    rows = mlm_rows(model.config.num_hidden_layers)
+    if sorted(row.target for row in rows) != sorted(ours):
+        raise RuntimeError(f"key table does not match the model: {sorted(set(ours) ^ {r.target for r in rows})}")
+    tensors = {}
+    for row in rows:  # every transform here is identity (see the module docstring)
+        tensor = ours[row.target].detach().to("cpu", torch.float32).contiguous()
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"refusing to export: {row.target} holds NaN or infinite values")
+        tensors[row.source] = tensor
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "tie_word_embeddings": True,
+              **dataclasses.asdict(model.config)}
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    return folder

@@ -51,6 +51,12 @@ PACKAGED = {
     ),
 }
 ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+# Models this project trains and ships inside its own packages: name -> (package, folder in it).
+SHIPPED = {
+    # A masked-LM BERT trained on the minielmo corpus (python -m minibert.train_mlm;
+    # docs/bert_model_card.md). Loads in minibert.BertForMaskedLM and transformers.BertForMaskedLM.
+    "minicontext-bert-small": ("minibert", "data/bert_small"),
+}
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -107,6 +113,14 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     if path.exists():
         return checked_model_dir(path)
 
+    if name in SHIPPED:  # our own model: in our package or nowhere (it is on no hub)
+        package, subdir = SHIPPED[name]
+        root = package_dir(package)
+        if root is None or not (root / subdir).is_dir():
+            raise FileNotFoundError(
+                f"could not find model {name!r}: this install of {package!r} has no {subdir}/. Train it with "
+                f"python -m minibert.train_mlm and copy OUT/model/ there. (minicontext never downloads anything.)")
+        return checked_model_dir(root / subdir)
     looked_at = [f"{path.resolve()} (no such file or directory)"]
     repo_id = ALIASES.get(name, name)
     packaged = PACKAGED.get(repo_id)
