@@ -419,9 +419,8 @@ class Verdict:
     mix: LayerRow | None
 
 
-def verdicts(measures: dict[str, ModelMeasures], seed: int = SEED) -> list[Verdict]:
-    """One Verdict per model with more than one layer."""
-    data = probe_set(seed)
+def verdicts(measures: dict[str, ModelMeasures], data: ProbeSet, seed: int = SEED) -> list[Verdict]:
+    """One Verdict per model with more than one layer, measured on `data`."""
     out = []
     for name, m in measures.items():
         names = [r.layer for r in m.rows]
@@ -448,7 +447,7 @@ def _tied_words(peak_: Peak) -> str:
         "above every other layer (paired 95% intervals)"
 
 
-def verdict_lines(verdict: Verdict, glove: LayerRow | None = None) -> list[str]:
+def verdict_lines(verdict: Verdict) -> list[str]:
     """The verdict in words; every number and layer named here is in `verdict`."""
     v = verdict
     lines = [f"{v.model}:",
@@ -463,9 +462,9 @@ def verdict_lines(verdict: Verdict, glove: LayerRow | None = None) -> list[str]:
     return lines
 
 
-def summary_lines(measures: dict[str, ModelMeasures], seed: int = SEED) -> list[str]:
-    lines = [line for v in verdicts(measures, seed) for line in verdict_lines(v)]
-    glove = measures[GLOVE].rows[0]
+def summary_lines(found: list[Verdict], glove: LayerRow) -> list[str]:
+    """The verdicts in words, then what GloVe's row means."""
+    lines = [line for v in found for line in verdict_lines(v)]
     lines += [f"GloVe: sense AUC {glove.sense_auc:.3f}{', exactly chance' if glove.sense_auc == 0.5 else ''}: both "
               "examples of a pair use the same word",
               f"  form, so one vector per form ties every pair. Its noun/verb probe ({glove.pos_accuracy:.3f}) reads the",
@@ -575,7 +574,8 @@ if __name__ == "__main__":
 
 # %% 4. What the numbers say about "lower layers syntax, higher layers semantics"
 if __name__ == "__main__":
-    summary = summary_lines(measures, P["seed"])
+    found = verdicts(measures, data, P["seed"])
+    summary = summary_lines(found, measures[GLOVE].rows[0])
     for line in summary:
         print("  " + line)
 
@@ -583,5 +583,5 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     written = plot_layers(measures, out)
     RESULT = {"data": data, "results": {name: (m.rows, m.control) for name, m in measures.items()},
-              "measures": measures, "verdicts": verdicts(measures, P["seed"]), "summary": summary,
+              "measures": measures, "verdicts": found, "summary": summary,
               "written": written}

@@ -108,14 +108,16 @@ def test_elmo_layers_shapes_follow_the_config(lesson_results):
 def test_elmo_scalar_mix(lesson_results):
     lesson = lesson_results["elmo-layers"]
     assert lesson["mix_check"] <= SCALAR_MIX_ATOL
-    rows = {row[0]: row for row in lesson["mix_rows"]}
+    rows = {row["setting"]: row for row in lesson["mix_rows"]}
+    assert len(rows) == lesson["config"].n_layers + 3  # default, one per layer, gamma = 2
     # all weight on layer 0: the context-free vector, the same in every sentence
-    assert rows["layer 0 only"][4] > LAYER0_ONLY_MIN_COSINE
-    assert rows["layer 1 only"][4] < LAYER0_ONLY_MIN_COSINE
+    assert rows["layer 0 only"]["min cosine"] > LAYER0_ONLY_MIN_COSINE
+    assert rows["layer 1 only"]["min cosine"] < LAYER0_ONLY_MIN_COSINE
     # gamma scales the vector, cosines unchanged
     mixes = lesson["mixes"]
     np.testing.assert_allclose(mixes["default, gamma = 2"], 2 * mixes["default (s = 0, gamma = 1)"], rtol=GAMMA_SCALE_RTOL)
-    assert rows["default, gamma = 2"][4] == pytest.approx(rows["default (s = 0, gamma = 1)"][4], abs=GAMMA_COSINE_ATOL)
+    assert rows["default, gamma = 2"]["min cosine"] == pytest.approx(rows["default (s = 0, gamma = 1)"]["min cosine"],
+                                                                     abs=GAMMA_COSINE_ATOL)
 
 
 def test_elmo_lessons_name_the_model(lesson_printed):
@@ -123,11 +125,9 @@ def test_elmo_lessons_name_the_model(lesson_printed):
 
     from lessons.common import elmo_label
 
+    assert elmo_label() == f"ELMo ({minielmo.DEFAULT_MODEL})"
     for name in ("elmo-layers", "compare", "static-vs-contextual", "layers"):
         assert elmo_label() in lesson_printed[name], name
-    if minielmo.DEFAULT_MODEL == "fixture":
-        assert elmo_label() == "ELMo (untrained test fixture)"
-        assert "not meaning" in lesson_printed["elmo-layers"]
 
 
 # ----- attention ---------------------------------------------------------------------------------
