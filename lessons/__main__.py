@@ -9,6 +9,8 @@ run_notebook.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from pathlib import Path
@@ -141,6 +143,32 @@ def lesson_names() -> list[str]:
     return build_parser().lesson_names
 
 
+class _Tee(io.TextIOBase):
+    """Writes to every stream it was given: the screen and the lesson's transcript."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def run_lesson(name: str, run, out: Path, args) -> dict:
+    """Run one lesson; what it prints also goes to OUT/<name>.txt, the transcript the docs
+    link to (so their numbers are the latest run's, never typed in)."""
+    transcript = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, transcript)):
+        result = run(out, args)
+    (out / f"{name}.txt").write_text(transcript.getvalue(), encoding="utf-8")
+    return result
+
+
 def run_lessons(names: list[str], out) -> dict[str, dict]:
     """Run lessons with their defaults, in turn, with a banner and timing each; returns their
     numbers by name (the tests read these)."""
@@ -151,7 +179,7 @@ def run_lessons(names: list[str], out) -> dict[str, dict]:
         print(f"\n{'=' * 78}\nlesson: {name}\n{'=' * 78}")
         start, cpu = time.perf_counter(), time.process_time()
         args = parser.parse_args([name, "--out", str(out)])
-        results[name] = args.run(out, args)
+        results[name] = run_lesson(name, args.run, out, args)
         # CPU seconds beside wall seconds: on a busy shared machine the wall clock mostly waits
         print(f"({name} took {time.perf_counter() - start:.1f} s, {time.process_time() - cpu:.1f} s of CPU)")
     return results
@@ -172,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.run is None:
             run_lessons(lesson_names(), out)
         else:
-            args.run(out, args)
+            run_lesson(args.lesson, args.run, out, args)
     except (LessonError, GloveMissing, WordNetMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -31,7 +31,8 @@ from minibert.attention import explore
 
 from lessons import data, plots, stats, wordnet
 from lessons.common import (
-    DEFAULT_MODEL, LessonError, format_table, load_bert, parameters, prepare_out, run_notebook, sample_size,
+    DEFAULT_MODEL, LessonError, format_table, load_bert, parameters, prepare_out, progress, run_notebook,
+    sample_size,
 )
 
 DEFAULT_SENTENCE = data.ZERO_SHOT_TEXT
@@ -105,7 +106,7 @@ def corpus_role_mass(sentences: list[str], batch: int = 32) -> np.ndarray:
     probability 0 from the mask, so the cut rows are the unpadded sentence's rows)."""
     model, tokenizer = load_bert()
     found = []
-    for start in range(0, len(sentences), batch):
+    for start in progress(range(0, len(sentences), batch), "attention over WordNet sentences (batches)"):
         enc = tokenizer(sentences[start:start + batch])
         probs = torch.stack(model(enc["input_ids"], attention_mask=enc["attention_mask"],
                                   token_type_ids=enc["token_type_ids"], output_attentions=True).attentions, 1)

@@ -24,7 +24,7 @@ import torch
 
 from lessons import data, plots
 from lessons.common import (
-    DEFAULT_MODEL, elmo_label, format_table, interval, load_bert, load_elmo_bilm, parameters, prepare_out,
+    DEFAULT_MODEL, elmo_label, format_table, interval, load_bert, load_elmo_bilm, parameters, prepare_out, progress,
     run_notebook, simple_words,
 )
 from lessons.glove import load_glove
@@ -45,7 +45,8 @@ def _seconds(fn) -> list[float]:
 
 def measure_speed(sentences: list[str]) -> dict[str, tuple[float, float, float]]:
     """Sentences per second for each model: (median, slowest, fastest of the REPEATS runs),
-    tokenisation included, one batch of `sentences`, on one torch thread: on a shared 2-core machine, extra intra-op threads mostly wait for each
+    tokenisation included, one batch of `sentences`, on one torch thread: on a shared 2-core
+    machine, extra intra-op threads mostly wait for each
     other, and one thread makes the models comparable."""
     import minielmo
 
@@ -74,7 +75,8 @@ def measure_speed(sentences: list[str]) -> dict[str, tuple[float, float, float]]
     torch.set_num_threads(1)
     try:
         speeds = {}
-        for name, fn in [("GloVe", glove_lookup), ("table", table), ("ELMo", elmo), ("BERT", bert)]:
+        for name, fn in progress([("GloVe", glove_lookup), ("table", table), ("ELMo", elmo), ("BERT", bert)],
+                                 f"timing {REPEATS + 1} runs per model"):
             times = _seconds(fn)
             speeds[name] = tuple(len(sentences) / t for t in (statistics.median(times), max(times), min(times)))
         return speeds

@@ -436,8 +436,10 @@ def verdicts(measures: dict[str, ModelMeasures], data: ProbeSet, seed: int = SEE
 
 
 ORDER_WORDS = {
-    "syntax first": "noun/verb peaks at a lower layer than senses, and the paired intervals say so: as the claim has it",
-    "senses first": "senses peak at a lower layer than noun/verb, and the paired intervals say so: against the claim",
+    "syntax first": ("noun/verb peaks at a lower layer than senses, and the paired intervals say so: "
+                     "as the claim has it"),
+    "senses first": ("senses peak at a lower layer than noun/verb, and the paired intervals say so: "
+                     "against the claim"),
     "no order": "the paired intervals do not order the two peaks, so this data shows no layer order either way",
 }
 
@@ -454,8 +456,8 @@ def verdict_lines(verdict: Verdict) -> list[str]:
              f"  senses best at layer {v.senses.best} (AUC {v.senses.value:.3f}), {_tied_words(v.senses)}.",
              f"  noun/verb best at layer {v.syntax.best} (probe {v.syntax.value:.3f}), {_tied_words(v.syntax)}.",
              f"  order: {ORDER_WORDS[v.order]}.",
-             f"  top layer {v.top.layer}: AUC {v.top.sense_auc:.3f}, probe {v.top.pos_accuracy:.3f}. Layers whose sense "
-             f"AUC is above random weights (paired interval): {', '.join(v.learned) or 'none'}."]
+             f"  top layer {v.top.layer}: AUC {v.top.sense_auc:.3f}, probe {v.top.pos_accuracy:.3f}. "
+             f"Layers whose sense AUC is above random weights (paired interval): {', '.join(v.learned) or 'none'}."]
     if v.mix is not None:
         lines.append(f"  the equal-weight scalar mix (a sum of the layers, not a layer): AUC {v.mix.sense_auc:.3f}, "
                      f"probe {v.mix.pos_accuracy:.3f}.")
@@ -467,8 +469,9 @@ def summary_lines(found: list[Verdict], glove: LayerRow) -> list[str]:
     lines = [line for v in found for line in verdict_lines(v)]
     lines += [f"GloVe: sense AUC {glove.sense_auc:.3f}{', exactly chance' if glove.sense_auc == 0.5 else ''}: both "
               "examples of a pair use the same word",
-              f"  form, so one vector per form ties every pair. Its noun/verb probe ({glove.pos_accuracy:.3f}) reads the",
-              "  word form alone (walked, walks, walk): the floor a contextual layer has to beat.",
+              "  form, so one vector per form ties every pair. Its noun/verb probe "
+              f"({glove.pos_accuracy:.3f}) reads the word form alone",
+              "  (walked, walks, walk): the floor a contextual layer has to beat.",
               "ELMo's layer 0 sees characters, so it is off 0.5 only where a capital letter changes the form.",
               "The seed says lower layers carry syntax and higher layers semantics; Peters et al. 2018 (sec. 5.3)",
               "found POS best at ELMo's first biLSTM layer and word senses at the second. The verdicts above",

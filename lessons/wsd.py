@@ -127,8 +127,8 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     definitions = sorted({s.definition for group in senses for s in group})
     definition_row = {d: i for i, d in enumerate(definitions)}
-    definition_vectors = encoder.encode(definitions)
-    sentence_vectors = encoder.encode([e.sentence for e in examples])
+    definition_vectors = encoder.encode(definitions, show_progress_bar=True)
+    sentence_vectors = encoder.encode([e.sentence for e in examples], show_progress_bar=True)
 
 # %% 3. A worked example
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ This file is also a notebook (jupytext): run the cells top to bottom.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def label_descriptions(template: str) -> list[str]:
     return [template.format(word=names[f][0].split(".", 1)[1], description=names[f][1]) for f in NOUN_FILES]
 
 
-def _plot_zero_shot(example, labels, text, evaluation, baseline, per_file, names, out: Path) -> list[Path]:
+def _plot_zero_shot(example, labels, text, evaluation, baseline, per_file, names, out: Path,
+                    per_file_ci=None) -> list[Path]:
     """The text's cosines per label and phrasing; with an evaluation, its scores and F1 per file."""
     path = out / "zero_shot.png"
     shape = (1, 3, dict(figsize=(16, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.4]})) if evaluation else \
@@ -85,8 +87,8 @@ def _plot_zero_shot(example, labels, text, evaluation, baseline, per_file, names
         axes[0].set_xticks(x)
         axes[0].set_xticklabels(labels)
         axes[0].set_title(plots.title_text(text, 55), fontsize=10)
-        axes[0].set_xlabel("label")
         axes[0].set_ylabel("cosine(text, label description)")
+        axes[0].set_xlabel("label (one text, so one cosine per bar: no interval)")
         axes[0].legend(fontsize=8)
         if evaluation is None:
             return [path]
@@ -110,9 +112,12 @@ def _plot_zero_shot(example, labels, text, evaluation, baseline, per_file, names
         axes[1].legend(fontsize=7, loc="upper right", ncol=2)
 
         ranked = sorted(per_file, key=per_file.get)
-        axes[2].barh([names[f] for f in ranked], [per_file[f] for f in ranked], color="tab:purple")
+        values = np.array([per_file[f] for f in ranked])
+        bounds = np.array([per_file_ci[f] for f in ranked])
+        axes[2].barh([names[f] for f in ranked], values, color="tab:purple",
+                     xerr=[values - bounds[:, 0], bounds[:, 1] - values], capsize=2)
         axes[2].tick_params(axis="y", labelsize=7)
-        axes[2].set_title("F1 per lexicographer file, best template", fontsize=10)
+        axes[2].set_title("F1 per lexicographer file, best template (95% CI)", fontsize=10)
         axes[2].set_xlabel("F1")
         axes[2].set_ylabel("file")
     return [path]
@@ -169,7 +174,7 @@ if __name__ == "__main__" and evaluate:
     print(f"  e.g. {glosses[0]!r} -> {names[gold[0]]}")
     print(f"  most common: {names[majority_file]} ({majority_count}), least: "
           f"{names[min(counts, key=counts.get)]} ({min(counts.values())})\n")
-    gloss_vectors = encoder.encode(glosses)
+    gloss_vectors = encoder.encode(glosses, show_progress_bar=True)
 
 # %% 3. Score each template: accuracy and macro-F1, with intervals over definitions
 if __name__ == "__main__" and evaluate:
@@ -198,6 +203,13 @@ if __name__ == "__main__" and evaluate:
     best = max(evaluation, key=lambda n: evaluation[n]["macro_f1"])
     predicted = evaluation[best]["predicted"]
     per_file = {f: stats.macro_f1(predicted, gold, np.array([f])) for f in classes}
+    rows = np.arange(len(gold))
+    with warnings.catch_warnings():
+        # a resample may hold no example of a rare file: its F1 is NaN there, and the
+        # interval is taken over the other draws (stats.bootstrap_ci uses nanquantile)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        per_file_ci = {f: stats.bootstrap_ci(rows, lambda r: stats.macro_f1(predicted[r], gold[r], np.array([f])),
+                                             seed) for f in classes}
     ranked = sorted(per_file, key=per_file.get, reverse=True)
     print(f"\n  F1 per file with {best!r}: best "
           + ", ".join(f"{names[f]} {per_file[f]:.2f}" for f in ranked[:4]) + "; worst "
@@ -208,11 +220,11 @@ if __name__ == "__main__" and evaluate:
 if __name__ == "__main__":
     print("\n== The other approach: NLI\n" + NLI_NOTE)
     if not evaluate:
-        evaluation, baseline, per_file, names, gold = None, None, None, None, []
+        evaluation, baseline, per_file, per_file_ci, names, gold = None, None, None, None, None, []
         print("\n(The WordNet evaluation runs without --text: python -m lessons zero-shot)")
 
 # %% 6. The picture
 if __name__ == "__main__":
-    written = _plot_zero_shot(example, labels, text, evaluation, baseline, per_file, names, out)
+    written = _plot_zero_shot(example, labels, text, evaluation, baseline, per_file, names, out, per_file_ci)
     RESULT = {"text": text, "labels": labels, "example": example, "evaluation": evaluation, "baseline": baseline,
               "per_file": per_file, "n": len(gold), "written": written}
