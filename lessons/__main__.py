@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="your own sentence containing --word (repeat it; default: the prepared sentences)")
         p.add_argument("--sense", action="append",
                        help="a sense label for each --sentence, in order (repeat it; e.g. --sense money "
-                            "--sense river); with them the lesson measures how far the senses are apart")
+                            "--sense river; default: none); with them the lesson measures how far the "
+                            "senses are apart")
 
     own_sentences(add(lessons, "static-vs-contextual", _static_vs_contextual,
                       "one vector per word (GloVe, BERT's input table) vs one per occurrence"), f"all of {words}")

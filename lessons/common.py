@@ -67,11 +67,13 @@ def load_elmo_bilm():
     return bilm
 
 
-def elmo_label() -> str:
-    """How every table and picture names the default ELMo: "ELMo (small)"."""
+def elmo_label(name: str | None = None) -> str:
+    """How tables, pictures and the lab name an ELMo shipped with minielmo (default: the default
+    model, "ELMo (small)"). The fixture, which a learner can pick by name, is said to be untrained."""
     import minielmo
 
-    return f"ELMo ({minielmo.DEFAULT_MODEL})"
+    name = name or minielmo.DEFAULT_MODEL
+    return "ELMo (untrained test fixture)" if name == "fixture" else f"ELMo ({name})"
 
 
 def quick() -> bool:
