@@ -368,4 +368,6 @@ def parameters(namespace: dict, **defaults) -> dict:
     unknown = set(namespace.get("PARAMETERS", {})) - set(defaults)
     if unknown:
         raise LessonError(f"unknown lesson parameters: {sorted(unknown)}")
+    if quick():
+        print(f"QUICK MODE ({QUICK_ENV}=1): small samples, so the numbers below are rough\n")
     return {**defaults, **namespace.get("PARAMETERS", {})}

@@ -45,7 +45,7 @@ import torch
 from lessons import plots, stats, wordnet
 from lessons.common import (
     elmo_label, format_table, interval, load_bert, load_elmo_bilm, measure_cache, parameters, prepare_out,
-    progress, quick, run_notebook, sample_size, simple_word_spans, text_hash, unit, weights_hash,
+    progress, run_notebook, sample_size, simple_word_spans, text_hash, unit, weights_hash,
     bert_span_vectors,
 )
 from lessons.glove import load_glove
@@ -550,8 +550,7 @@ if __name__ == "__main__":
 if __name__ == "__main__":
     data = probe_set(P["seed"])
     n_same = int(data.pair_same.sum())
-    print(f"Layer specialisation on WordNet 3.0 example sentences (seed {P['seed']})"
-          + (" -- QUICK MODE, small samples" if quick() else "") + "\n")
+    print(f"Layer specialisation on WordNet 3.0 example sentences (seed {P['seed']})\n")
     print(f"  semantics: {len(set(data.pair_lemma))} nouns, {len(data.pairs)} pairs of their examples "
           f"({n_same} same sense, {len(data.pairs) - n_same} different)")
     print(f"  syntax:    {len(set(data.pos_lemma))} lemmas that are both noun and verb, {len(data.pos_rows)} "
