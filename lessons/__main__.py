@@ -1,13 +1,16 @@
 """python -m lessons <lesson> [options] [--out DIR]   |   python -m lessons all [--out DIR]
 
 One subcommand per lesson, each with its own options (`python -m lessons <lesson> -h`).
-Bad input and missing data end with a one-line `error: ...` and exit status 2; missing data
-names the command that installs it.
+Bad input, missing data and usage errors end with one line on stderr and exit status 2; missing
+data names the command that installs it. Every lesson is also a notebook: see lessons/common.py
+run_notebook.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from pathlib import Path
@@ -17,14 +20,20 @@ from .glove import GloveMissing
 from .wordnet import WordNetMissing
 
 
+# lesson name -> its file in lessons/ (each file is also a notebook)
+LESSON_MODULES = {"static-vs-contextual": "static_vs_contextual", "elmo-layers": "elmo_layers",
+                  "attention": "attention", "similarity": "similarity", "zero-shot": "zero_shot", "wsd": "wsd",
+                  "layers": "layer_probes", "compare": "compare"}
+
+
 def _static_vs_contextual(out, args):
     from . import static_vs_contextual
-    return static_vs_contextual.lesson(out, word=args.word, sentences=args.sentence)
+    return static_vs_contextual.lesson(out, word=args.word, sentences=args.sentence, senses=args.sense)
 
 
 def _elmo_layers(out, args):
     from . import elmo_layers
-    return elmo_layers.lesson(out, word=args.word)
+    return elmo_layers.lesson(out, word=args.word, sentences=args.sentence, senses=args.sense)
 
 
 def _attention(out, args):
@@ -39,7 +48,8 @@ def _similarity(out, args):
 
 def _zero_shot(out, args):
     from . import zero_shot
-    return zero_shot.lesson(out, text=args.text)
+    labels = args.labels.split(",") if args.labels is not None else None
+    return zero_shot.lesson(out, text=args.text, labels=labels)
 
 
 def _wsd(out, args):
@@ -57,12 +67,23 @@ def _compare(out, args):
     return compare.lesson(out)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the message and where to find help),
+    exit status 2, as the project's other command lines do."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lessons",
-                                     description="Runnable lessons on contextual embeddings (offline, packaged models).")
+    from .data import DEFAULT_QUERY, POLYSEMY, ZERO_SHOT_LABELS, ZERO_SHOT_TEXT
+
+    parser = _Parser(prog="python -m lessons",
+                     description="Runnable lessons on contextual embeddings (offline, packaged models).")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", default="lesson_output", help="folder for PNG/HTML (default ./lesson_output)")
-    lessons = parser.add_subparsers(dest="lesson", metavar="LESSON", title="lessons")
+    common.add_argument("--out", default="lesson_output", help="folder for PNG/HTML (default: ./lesson_output)")
+    lessons = parser.add_subparsers(dest="lesson", metavar="LESSON", title="lessons", parser_class=_Parser)
+    words = ", ".join(POLYSEMY)
 
     def add(subparsers, name, run, help):
         """One subcommand: the shared --out, then the lesson's own options."""
@@ -70,30 +91,40 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    p = add(lessons, "static-vs-contextual", _static_vs_contextual,
-            "one vector per word (GloVe, BERT's input table) vs one per occurrence")
-    p.add_argument("--word", help="the polysemous word to follow (bank, bat, spring, plant, or your own with --sentence)")
-    p.add_argument("--sentence", action="append", help="your own sentence containing --word (repeat it)")
+    def own_sentences(p, default_word):
+        p.add_argument("--word", help=f"the word to follow: one of {words} (default: {default_word}), "
+                                      "or any word of your own --sentence values")
+        p.add_argument("--sentence", action="append",
+                       help="your own sentence containing --word (repeat it; default: the prepared sentences)")
+        p.add_argument("--sense", action="append",
+                       help="a sense label for each --sentence, in order (repeat it; e.g. --sense money "
+                            "--sense river; default: none); with them the lesson measures how far the "
+                            "senses are apart")
 
-    p = add(lessons, "elmo-layers", _elmo_layers,
-            "how ELMo builds a word vector: char-CNN, highway, biLSTM, scalar mix")
-    p.add_argument("--word", help="the polysemous word to follow (bank, bat, spring, plant)")
+    own_sentences(add(lessons, "static-vs-contextual", _static_vs_contextual,
+                      "one vector per word (GloVe, BERT's input table) vs one per occurrence"), f"all of {words}")
+    own_sentences(add(lessons, "elmo-layers", _elmo_layers,
+                      "how ELMo builds a word vector: char-CNN, highway, biLSTM, scalar mix"), "bank")
 
     p = add(lessons, "attention", _attention,
             "BERT attention heads: heatmaps, entropy, roles over WordNet sentences, explorer")
-    p.add_argument("--sentence", action="append", help="your own sentence (repeat it for several in the explorer)")
+    p.add_argument("--sentence", action="append",
+                   help="your own sentence (repeat it for several in the explorer; default: a prepared one)")
     p.add_argument("--pair", nargs=2, action="append", metavar=("FIRST", "SECOND"),
-                   help="a sentence pair for the explorer, drawn with segment colours (repeatable)")
-    p.add_argument("--layer", type=int, help="layer (1-based) of the head whose Q·K scores are shown")
-    p.add_argument("--head", type=int, help="head (1-based) whose Q·K scores are shown")
+                   help="a sentence pair for the explorer, drawn with segment colours (repeatable; default: none)")
+    p.add_argument("--layer", type=int,
+                   help="layer (1-based) of the head whose Q·K scores are shown (default: the most focused head's)")
+    p.add_argument("--head", type=int, help="head (1-based) whose Q·K scores are shown (default: the most focused)")
 
     p = add(lessons, "similarity", _similarity,
             "sentence embeddings: the seed's cosine matrix and semantic search")
-    p.add_argument("--query", help="the search query")
+    p.add_argument("--query", help=f"the search query (default: {DEFAULT_QUERY!r})")
 
     p = add(lessons, "zero-shot", _zero_shot,
             "zero-shot labels by similarity, scored on WordNet's noun files")
-    p.add_argument("--text", help="the text to classify in the opening example")
+    p.add_argument("--text", help=f"classify this text only, skipping the WordNet evaluation "
+                                  f"(default: {ZERO_SHOT_TEXT!r}, then the evaluation)")
+    p.add_argument("--labels", help=f"comma-separated labels (default: {','.join(ZERO_SHOT_LABELS)})")
 
     add(lessons, "wsd", _wsd, "word-sense disambiguation by gloss similarity on WordNet examples")
 
@@ -113,6 +144,32 @@ def lesson_names() -> list[str]:
     return build_parser().lesson_names
 
 
+class _Tee(io.TextIOBase):
+    """Writes to every stream it was given: the screen and the lesson's transcript."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def run_lesson(name: str, run, out: Path, args) -> dict:
+    """Run one lesson; what it prints also goes to OUT/<name>.txt, the transcript the docs
+    link to (so their numbers are the latest run's, never typed in)."""
+    transcript = io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, transcript)):
+        result = run(out, args)
+    (out / f"{name}.txt").write_text(transcript.getvalue(), encoding="utf-8")
+    return result
+
+
 def run_lessons(names: list[str], out) -> dict[str, dict]:
     """Run lessons with their defaults, in turn, with a banner and timing each; returns their
     numbers by name (the tests read these)."""
@@ -123,7 +180,7 @@ def run_lessons(names: list[str], out) -> dict[str, dict]:
         print(f"\n{'=' * 78}\nlesson: {name}\n{'=' * 78}")
         start, cpu = time.perf_counter(), time.process_time()
         args = parser.parse_args([name, "--out", str(out)])
-        results[name] = args.run(out, args)
+        results[name] = run_lesson(name, args.run, out, args)
         # CPU seconds beside wall seconds: on a busy shared machine the wall clock mostly waits
         print(f"({name} took {time.perf_counter() - start:.1f} s, {time.process_time() - cpu:.1f} s of CPU)")
     return results
@@ -144,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.run is None:
             run_lessons(lesson_names(), out)
         else:
-            args.run(out, args)
+            run_lesson(args.lesson, args.run, out, args)
     except (LessonError, GloveMissing, WordNetMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -15,6 +15,8 @@ What the learner sees:
    attention_explorer.html, an offline page to hover tokens and switch heads.
 
 Shapes: L layers · H heads · T word pieces · D hidden · Dh head dim.
+
+This file is also a notebook (jupytext): run the cells top to bottom.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ import torch
 
 from minibert.attention import explore
 
-from . import data, plots, stats, wordnet
-from .common import DEFAULT_MODEL, LessonError, format_table, load_bert
+from lessons import data, plots, stats, wordnet
+from lessons.common import (
+    DEFAULT_MODEL, LessonError, format_table, load_bert, parameters, prepare_out, progress, run_notebook,
+    sample_size,
+)
 
 DEFAULT_SENTENCE = data.ZERO_SHOT_TEXT
 ROLES = ("[CLS]", "[SEP]", "previous", "next", "self")
@@ -36,7 +41,7 @@ SHORT = {"[CLS]": "CLS", "[SEP]": "SEP", "previous": "prev", "next": "next", "se
 # a head "mostly" attends somewhere when more than half of its attention, averaged over the
 # query tokens and the sentences, goes there; otherwise it is "mixed"
 MOSTLY = 0.5
-ROLE_SENTENCES = 200
+ROLE_SENTENCES = sample_size(200, 20)
 SHOW_HEADS = 4  # heads listed per role; the count and the picture give the rest
 SEED = 0
 
@@ -101,7 +106,7 @@ def corpus_role_mass(sentences: list[str], batch: int = 32) -> np.ndarray:
     probability 0 from the mask, so the cut rows are the unpadded sentence's rows)."""
     model, tokenizer = load_bert()
     found = []
-    for start in range(0, len(sentences), batch):
+    for start in progress(range(0, len(sentences), batch), "attention over WordNet sentences (batches)"):
         enc = tokenizer(sentences[start:start + batch])
         probs = torch.stack(model(enc["input_ids"], attention_mask=enc["attention_mask"],
                                   token_type_ids=enc["token_type_ids"], output_attentions=True).attentions, 1)
@@ -117,80 +122,6 @@ def write_explorer_page(texts: list, roles: list[list[str]], path: Path) -> Path
     model, tokenizer = load_bert()
     page = explore(model, tokenizer, texts, model_name=DEFAULT_MODEL, head_labels=[roles] * len(texts))
     return Path(page.save(path))
-
-
-def lesson(out: Path, sentences: list[str] | None = None, layer: int | None = None,
-           head: int | None = None, seed: int = SEED, pairs: list[tuple[str, str]] | None = None) -> dict:
-    # %% 1. One sentence through the model: word pieces, attention, entropy per head
-    pairs = [tuple(pair) for pair in pairs or []]
-    sentences = sentences or ([] if pairs else [DEFAULT_SENTENCE])
-    if any(not s.strip() for s in sentences) or any(not s.strip() for pair in pairs for s in pair):
-        raise LessonError("a --sentence or --pair text is empty")
-    explorer_texts = list(sentences) + pairs
-    sentences = sentences or [pairs[0][0]]  # the tables below follow one sentence
-    model, tokenizer = load_bert()
-    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
-    for name, value, limit in [("--layer", layer, L), ("--head", head, H)]:
-        if value is not None and not 1 <= value <= limit:
-            raise LessonError(f"{name} {value} is out of range: this model has {limit} (counted from 1)")
-    sentence = sentences[0]
-    found = measure(sentence)
-    tokens, probs, entropy = found["tokens"], found["probs"], found["entropy"]
-    T = probs.shape[-1]
-    print(f"Attention in {DEFAULT_MODEL} ({L} layers x {H} heads) on:\n  {sentence!r}")
-    print(f"  word pieces ({T}): {' '.join(tokens)}\n")
-    print(f"== Entropy of each head, nats (0 = one token only, uniform = log {T} = {math.log(T):.2f})")
-    print(format_table(["layer"] + [f"h{h + 1}" for h in range(H)],
-                       [[str(l + 1)] + [float(e) for e in entropy[l]] for l in range(L)], "{:.2f}"))
-
-    # %% 2. Where each head looks, over many sentences
-    pool = wordnet.examples("n") + wordnet.examples("v")
-    picked = np.random.default_rng(seed).choice(len(pool), ROLE_SENTENCES, replace=False)
-    corpus = [pool[i].sentence for i in picked]
-    per_sentence = corpus_role_mass(corpus)  # (N, L, H, 5)
-    mass = per_sentence.mean(0)
-    low, high = stats.bootstrap_mean_ci(per_sentence, seed)
-    roles = head_roles(mass)
-    print(f"\n== Where each head looks, over {len(corpus)} WordNet example sentences (seed {seed}):")
-    print(f"   the place with the largest mean attention mass if above {MOSTLY}, else 'mixed'")
-    print(format_table(["layer"] + [f"h{h + 1}" for h in range(H)],
-                       [[str(l + 1)] + [SHORT[r] for r in roles[l]] for l in range(L)]))
-    print("\n  heads per role, the most focused first (mean mass on that role [95% CI over sentences]):")
-    for k, role in enumerate(ROLES):
-        heads = sorted(((l, h) for l in range(L) for h in range(H) if roles[l][h] == role),
-                       key=lambda lh: -mass[lh[0], lh[1], k])
-        shown = [f"L{l + 1}.h{h + 1} {mass[l, h, k]:.2f} [{low[l, h, k]:.2f}, {high[l, h, k]:.2f}]"
-                 for l, h in heads[:SHOW_HEADS]]
-        more = f", and {len(heads) - SHOW_HEADS} more" if len(heads) > SHOW_HEADS else ""
-        print(f"    {role:>9}: {len(heads):2d}  {', '.join(shown)}{more}")
-    print(f"    {'mixed':>9}: {sum(r == 'mixed' for row in roles for r in row):2d}")
-    single = head_roles(found["mass"])
-    agree = sum(a == b for ra, rb in zip(roles, single) for a, b in zip(ra, rb))
-    print(f"  The roles from the one sentence above agree with these on {agree} of {L * H} heads.")
-
-    # %% 3. One head's Q·K scores: the learner's choice, else the most focused head
-    if layer is None or head is None:
-        lo_layer, _ = np.unravel_index(entropy.argmin(), entropy.shape)
-        layer = int(lo_layer) + 1 if layer is None else layer
-        head = int(entropy[layer - 1].argmin()) + 1 if head is None else head
-    scores = qk_scores(model, found["hidden_states"][layer - 1], layer - 1, head - 1).numpy()
-    diff = float(np.abs(torch.softmax(torch.from_numpy(scores), -1).numpy() - probs[layer - 1, head - 1]).max())
-    print(f"\n== Layer {layer} head {head}: scores q·k / sqrt(d_head) before softmax "
-          f"(from the layer's own query/key projections)")
-    print(format_table(["query \\ key"] + tokens,
-                       [[tokens[i]] + [float(s) for s in scores[i]] for i in range(T)], "{:.1f}"))
-    print(f"  softmax of each row vs the model's attention probabilities: max |diff| = {diff:.1e}")
-
-    # %% 4. Pictures and the explorer
-    written = (_plot_layers(probs, tokens, entropy, out) + _plot_entropy(entropy, T, out)
-               + _plot_roles(mass, roles, len(corpus), out)
-               + _plot_qk(scores, probs[layer - 1, head - 1], tokens, layer - 1, head - 1, out))
-    html = write_explorer_page(explorer_texts, roles, out / "attention_explorer.html")
-    written.append(html)
-    print(f"wrote {html}\nOpen it in a browser: pick a layer and head, hover a token to see where it attends.")
-    return {"tokens": tokens, "probs": probs, "entropy": entropy, "mass": mass, "mass_ci": (low, high),
-            "roles": roles, "sentence_roles": single, "corpus": corpus, "qk_layer": layer, "qk_head": head,
-            "scores": scores, "softmax_max_abs_diff": diff, "explorer": html, "written": written}
 
 
 def _plot_layers(probs, tokens, entropy, out: Path) -> list[Path]:
@@ -266,3 +197,98 @@ def _plot_qk(scores, probs_head, tokens, layer, head, out: Path) -> list[Path]:
                               "key", "query", cmap="Blues", vmin=0.0, vmax=1.0, fontsize=7)
         fig.colorbar(image, ax=axes[1], label="probability")
     return [path]
+
+
+def lesson(out: Path, sentences: list[str] | None = None, layer: int | None = None,
+           head: int | None = None, seed: int = SEED, pairs: list[tuple[str, str]] | None = None) -> dict:
+    """Run this file's cells (python -m lessons attention)."""
+    return run_notebook(__name__, out=out, sentences=sentences, layer=layer, head=head, seed=seed, pairs=pairs)
+
+
+# %% [markdown]
+# ## The lesson
+
+# %% Parameters (python -m lessons attention sets them; edit them here in a notebook)
+if __name__ == "__main__":
+    P = parameters(globals(), out="lesson_output", sentences=None, layer=None, head=None, seed=SEED, pairs=None)
+    out = prepare_out(P["out"])
+    sentences = P["sentences"]
+    layer = P["layer"]
+    head = P["head"]
+    seed = P["seed"]
+    pairs = P["pairs"]
+
+# %% 1. One sentence through the model: word pieces, attention, entropy per head
+if __name__ == "__main__":
+    pairs = [tuple(pair) for pair in pairs or []]
+    sentences = sentences or ([] if pairs else [DEFAULT_SENTENCE])
+    if any(not s.strip() for s in sentences) or any(not s.strip() for pair in pairs for s in pair):
+        raise LessonError("a --sentence or --pair text is empty")
+    explorer_texts = list(sentences) + pairs
+    sentences = sentences or [pairs[0][0]]  # the tables below follow one sentence
+    model, tokenizer = load_bert()
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    for name, value, limit in [("--layer", layer, L), ("--head", head, H)]:
+        if value is not None and not 1 <= value <= limit:
+            raise LessonError(f"{name} {value} is out of range: this model has {limit} (counted from 1)")
+    sentence = sentences[0]
+    found = measure(sentence)
+    tokens, probs, entropy = found["tokens"], found["probs"], found["entropy"]
+    T = probs.shape[-1]
+    print(f"Attention in {DEFAULT_MODEL} ({L} layers x {H} heads) on:\n  {sentence!r}")
+    print(f"  word pieces ({T}): {' '.join(tokens)}\n")
+    print(f"== Entropy of each head, nats (0 = one token only, uniform = log {T} = {math.log(T):.2f})")
+    print(format_table(["layer"] + [f"h{h + 1}" for h in range(H)],
+                       [[str(l + 1)] + [float(e) for e in entropy[l]] for l in range(L)], "{:.2f}"))
+
+# %% 2. Where each head looks, over many sentences
+if __name__ == "__main__":
+    pool = wordnet.examples("n") + wordnet.examples("v")
+    picked = np.random.default_rng(seed).choice(len(pool), ROLE_SENTENCES, replace=False)
+    corpus = [pool[i].sentence for i in picked]
+    per_sentence = corpus_role_mass(corpus)  # (N, L, H, 5)
+    mass = per_sentence.mean(0)
+    low, high = stats.bootstrap_mean_ci(per_sentence, seed)
+    roles = head_roles(mass)
+    print(f"\n== Where each head looks, over {len(corpus)} WordNet example sentences (seed {seed}):")
+    print(f"   the place with the largest mean attention mass if above {MOSTLY}, else 'mixed'")
+    print(format_table(["layer"] + [f"h{h + 1}" for h in range(H)],
+                       [[str(l + 1)] + [SHORT[r] for r in roles[l]] for l in range(L)]))
+    print("\n  heads per role, the most focused first (mean mass on that role [95% CI over sentences]):")
+    for k, role in enumerate(ROLES):
+        heads = sorted(((l, h) for l in range(L) for h in range(H) if roles[l][h] == role),
+                       key=lambda lh: -mass[lh[0], lh[1], k])
+        shown = [f"L{l + 1}.h{h + 1} {mass[l, h, k]:.2f} [{low[l, h, k]:.2f}, {high[l, h, k]:.2f}]"
+                 for l, h in heads[:SHOW_HEADS]]
+        more = f", and {len(heads) - SHOW_HEADS} more" if len(heads) > SHOW_HEADS else ""
+        print(f"    {role:>9}: {len(heads):2d}  {', '.join(shown)}{more}")
+    print(f"    {'mixed':>9}: {sum(r == 'mixed' for row in roles for r in row):2d}")
+    single = head_roles(found["mass"])
+    agree = sum(a == b for ra, rb in zip(roles, single) for a, b in zip(ra, rb))
+    print(f"  The roles from the one sentence above agree with these on {agree} of {L * H} heads.")
+
+# %% 3. One head's Q·K scores: the learner's choice, else the most focused head
+if __name__ == "__main__":
+    if layer is None or head is None:
+        lo_layer, _ = np.unravel_index(entropy.argmin(), entropy.shape)
+        layer = int(lo_layer) + 1 if layer is None else layer
+        head = int(entropy[layer - 1].argmin()) + 1 if head is None else head
+    scores = qk_scores(model, found["hidden_states"][layer - 1], layer - 1, head - 1).numpy()
+    diff = float(np.abs(torch.softmax(torch.from_numpy(scores), -1).numpy() - probs[layer - 1, head - 1]).max())
+    print(f"\n== Layer {layer} head {head}: scores q·k / sqrt(d_head) before softmax "
+          f"(from the layer's own query/key projections)")
+    print(format_table(["query \\ key"] + tokens,
+                       [[tokens[i]] + [float(s) for s in scores[i]] for i in range(T)], "{:.1f}"))
+    print(f"  softmax of each row vs the model's attention probabilities: max |diff| = {diff:.1e}")
+
+# %% 4. Pictures and the explorer
+if __name__ == "__main__":
+    written = (_plot_layers(probs, tokens, entropy, out) + _plot_entropy(entropy, T, out)
+               + _plot_roles(mass, roles, len(corpus), out)
+               + _plot_qk(scores, probs[layer - 1, head - 1], tokens, layer - 1, head - 1, out))
+    html = write_explorer_page(explorer_texts, roles, out / "attention_explorer.html")
+    written.append(html)
+    print(f"wrote {html}\nOpen it in a browser: pick a layer and head, hover a token to see where it attends.")
+    RESULT = {"tokens": tokens, "probs": probs, "entropy": entropy, "mass": mass, "mass_ci": (low, high),
+              "roles": roles, "sentence_roles": single, "corpus": corpus, "qk_layer": layer, "qk_head": head,
+              "scores": scores, "softmax_max_abs_diff": diff, "explorer": html, "written": written}

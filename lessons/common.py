@@ -1,5 +1,6 @@
 """Shared helpers for the lessons: loading the packaged models once, finding a word's vector
-through the tokenizer's offsets, cosine tables, PCA, and the output folder.
+through the tokenizer's offsets, unit vectors and cosine tables, PCA, the output folder, a
+progress line, the on-disk cache of slow measures, and running a lesson file as a notebook.
 
 Nothing here is a model. Every vector comes from minibert / minielmo through their public API;
 this file only picks rows out of their outputs and compares them.
@@ -8,15 +9,25 @@ this file only picks rows out of their outputs and compares them.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib
 import os
 import re
+import runpy
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Set to 1, the lessons draw small samples (the notebook tests run every lesson this way); the
+# printed numbers are then rough, and every lesson says so.
+QUICK_ENV = "MINICONTEXT_LESSONS_QUICK"
+# Where slow measures are kept between runs (see measure_cache); default ~/.cache/minicontext.
+CACHE_ENV = "MINICONTEXT_CACHE"
 
 
 class LessonError(ValueError):
@@ -48,7 +59,7 @@ def load_sentence_encoder(name: str = DEFAULT_MODEL):
 
 @functools.lru_cache(maxsize=None)
 def load_elmo_bilm():
-    """minielmo's default shipped biLM (minielmo.DEFAULT_MODEL); elmo_label() says which."""
+    """minielmo's default shipped biLM (minielmo.DEFAULT_MODEL); elmo_label() names it."""
     import minielmo
 
     bilm = minielmo.BiLM.from_pretrained()
@@ -56,20 +67,23 @@ def load_elmo_bilm():
     return bilm
 
 
-def elmo_is_fixture() -> bool:
+def elmo_label(name: str | None = None) -> str:
+    """How tables, pictures and the lab name an ELMo shipped with minielmo (default: the default
+    model, "ELMo (small)"). The fixture, which a learner can pick by name, is said to be untrained."""
     import minielmo
 
-    return minielmo.DEFAULT_MODEL == "fixture"
+    name = name or minielmo.DEFAULT_MODEL
+    return "ELMo (untrained test fixture)" if name == "fixture" else f"ELMo ({name})"
 
 
-def elmo_label() -> str:
-    """How tables name the default ELMo: the fixture is allennlp's 16-dim test model, trained on
-    almost nothing, and every lesson says so."""
-    import minielmo
+def quick() -> bool:
+    """True when MINICONTEXT_LESSONS_QUICK=1: small samples, for the notebook tests."""
+    return os.environ.get(QUICK_ENV) == "1"
 
-    if elmo_is_fixture():
-        return "ELMo (untrained test fixture)"
-    return f"ELMo ({minielmo.DEFAULT_MODEL})"
+
+def sample_size(full: int, small: int) -> int:
+    """`full` normally, `small` in quick mode."""
+    return small if quick() else full
 
 
 # ----------------------------------------------------------------------------- words
@@ -98,33 +112,40 @@ def word_piece_positions(offsets: list[tuple[int, int]], span: tuple[int, int]) 
 
 
 @torch.no_grad()
-def bert_word_vectors(model, tokenizer, sentences: list[str], word: str):
-    """Vectors of `word` in each sentence, static and per layer.
+def bert_span_vectors(model, tokenizer, sentences: list[str], spans: list[tuple[int, int]], batch: int = 64,
+                      what: str | None = None):
+    """The one way the lessons take BERT vectors of a word: the word pieces inside `spans[i]`
+    (character offsets in `sentences[i]`), found through the tokenizer's offsets, averaged.
 
     Returns (static, layers, pieces):
       static  (N, D)       mean of the word pieces' rows of the input embedding table;
       layers  (L+1, N, D)  mean of the word pieces' vectors in each hidden state
                            (index 0 = embedding output, which already adds position and LayerNorm);
       pieces  list of the word-piece strings used, per sentence.
-    """
-    spans = [find_word(s, word) for s in sentences]
-    enc = tokenizer(sentences, return_offsets=True)
-    out = model(
-        enc["input_ids"],
-        attention_mask=enc["attention_mask"],
-        token_type_ids=enc["token_type_ids"],
-        output_hidden_states=True,
-    )
-    hidden = torch.stack(out.hidden_states)  # L+1 x (N, T, D) -> (L+1, N, T, D)
+    Sentences of similar length share a batch of `batch`; `what` names a progress line."""
+    L, D = model.config.num_hidden_layers, model.config.hidden_size
+    static = np.zeros((len(sentences), D), dtype=np.float32)
+    layers = np.zeros((L + 1, len(sentences), D), dtype=np.float32)
+    pieces: list[list[str]] = [[] for _ in sentences]
     table = model.embeddings.word_embeddings.weight  # (V, D)
-    static, layers, pieces = [], [], []
-    for n, span in enumerate(spans):
-        pos = word_piece_positions(enc["offsets"][n], span)
-        ids = enc["input_ids"][n, pos]
-        static.append(table[ids].mean(0))  # (P, D) -> (D,)
-        layers.append(hidden[:, n, pos].mean(1))  # (L+1, P, D) -> (L+1, D)
-        pieces.append([enc["tokens"][n][p] for p in pos])
-    return torch.stack(static).numpy(), torch.stack(layers, 1).numpy(), pieces
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    batches = [order[i:i + batch] for i in range(0, len(order), batch)]
+    for rows in progress(batches, what) if what else batches:
+        enc = tokenizer([sentences[i] for i in rows], return_offsets=True)
+        hidden = model(enc["input_ids"], attention_mask=enc["attention_mask"],
+                       token_type_ids=enc["token_type_ids"], output_hidden_states=True).hidden_states
+        hidden = torch.stack(hidden)  # L+1 x (B, T, D) -> (L+1, B, T, D)
+        for n, i in enumerate(rows):
+            pos = word_piece_positions(enc["offsets"][n], spans[i])
+            static[i] = table[enc["input_ids"][n, pos]].mean(0).numpy()  # (P, D) -> (D,)
+            layers[:, i] = hidden[:, n, pos].mean(1).numpy()  # (L+1, P, D) -> (L+1, D)
+            pieces[i] = [enc["tokens"][n][p] for p in pos]
+    return static, layers, pieces
+
+
+def bert_word_vectors(model, tokenizer, sentences: list[str], word: str):
+    """bert_span_vectors for the first whole-word match of `word` in each sentence."""
+    return bert_span_vectors(model, tokenizer, sentences, [find_word(s, word) for s in sentences])
 
 
 SIMPLE_WORD = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
@@ -149,7 +170,7 @@ def word_index(words: list[str], word: str, sentence: str) -> int:
 
 @torch.no_grad()
 def elmo_word_vectors(bilm, sentences: list[str], word: str) -> np.ndarray:
-    """(3, N, 2P): the biLM's layer-0 (char-CNN), layer-1 and layer-2 vectors of `word`."""
+    """(n_layers + 1, N, 2P): the biLM's layer-0 (char-CNN) and biLSTM-layer vectors of `word`."""
     import minielmo
 
     tokenised = [simple_words(s) for s in sentences]
@@ -164,12 +185,18 @@ def elmo_word_vectors(bilm, sentences: list[str], word: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- numbers
 
 
+# A zero vector stays zero instead of turning into NaN: its cosine with anything is 0.
+UNIT_EPS = 1e-12
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows of `x` scaled to length 1 (a zero row stays 0): the one normalisation in the lessons."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), UNIT_EPS)
+
+
 def cosine_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Cosine similarity of every row of `a` with every row of `b` (default: `a`)."""
-    b = a if b is None else b
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    return a @ b.T
+    return unit(a) @ unit(a if b is None else b).T
 
 
 def sense_separation(vectors: np.ndarray, senses: list[str]) -> tuple[float, float, float]:
@@ -242,3 +269,105 @@ def prepare_out(out: str | os.PathLike) -> Path:
     except OSError as err:
         raise LessonError(f"cannot write to output folder {str(path)!r}: {err.strerror or err}") from None
     return path
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def progress(items, what: str, total: int | None = None):
+    """Yield from `items` while one line on stderr, redrawn in place, says what is computed, how
+    far it is and the time left (as tqdm does): `what [#####.....] 12/40, 0:31 left`."""
+    total = len(items) if total is None else total
+    start = time.perf_counter()
+    width = 24
+
+    def draw(done: int) -> None:
+        elapsed = time.perf_counter() - start
+        left = f"{_clock(elapsed / done * (total - done))} left" if done else "starting"
+        filled = width * done // max(total, 1)
+        sys.stderr.write(f"\r{what} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}, "
+                         f"{_clock(elapsed)} so far, {left} ")
+        sys.stderr.flush()
+
+    draw(0)
+    for done, item in enumerate(items, 1):
+        yield item
+        draw(done)
+    sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> Path:
+    """$MINICONTEXT_CACHE, else $XDG_CACHE_HOME/minicontext, else ~/.cache/minicontext."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "minicontext"
+
+
+def weights_hash(model: torch.nn.Module | np.ndarray) -> str:
+    """sha256 over a model's parameter names, shapes and values (or one array's): the cache key
+    of its weights, so a retrained model with the same name gets another key."""
+    tensors = {"array": torch.from_numpy(model)} if isinstance(model, np.ndarray) else model.state_dict()
+    digest = hashlib.sha256()
+    for name, tensor in sorted(tensors.items()):
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def text_hash(*parts) -> str:
+    """sha256 of the parts' repr: a short key for data and settings."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def measure_cache(kind: str, key: str, compute):
+    """{name: array} from cache_dir()/lessons/<kind>-<key>.npz, else compute() and save it.
+
+    Arrays only (np.load with allow_pickle=False): a cache file never runs code."""
+    path = cache_dir() / "lessons" / f"{kind}-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                return {name: stored[name] for name in stored.files}
+        except (OSError, ValueError):
+            pass  # a damaged cache file is recomputed and overwritten
+    arrays = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial.npz")
+        np.savez(partial, **arrays)
+        os.replace(partial, path)
+    except OSError as err:
+        print(f"(not cached: cannot write {path}: {err.strerror or err})", file=sys.stderr)
+    return arrays
+
+
+# ----------------------------------------------------------------------------- notebooks
+
+
+def run_notebook(module: str, **parameters) -> dict:
+    """Run a lesson file top to bottom as Jupyter would (every cell, as __main__), with
+    `parameters` in place of the defaults of its parameters cell; returns its RESULT.
+
+    The CLI and the tests run each lesson this way, so the notebook is the lesson."""
+    path = importlib.import_module(module).__file__
+    return runpy.run_path(path, init_globals={"PARAMETERS": parameters}, run_name="__main__")["RESULT"]
+
+
+def parameters(namespace: dict, **defaults) -> dict:
+    """The defaults of a lesson's parameters cell, updated with what run_notebook passed."""
+    unknown = set(namespace.get("PARAMETERS", {})) - set(defaults)
+    if unknown:
+        raise LessonError(f"unknown lesson parameters: {sorted(unknown)}")
+    if quick():
+        print(f"QUICK MODE ({QUICK_ENV}=1): small samples, so the numbers below are rough\n")
+    return {**defaults, **namespace.get("PARAMETERS", {})}

