@@ -26,7 +26,7 @@ import torch
 
 from lessons import data, plots
 from lessons.common import (
-    LessonError, cosine_matrix, elmo_label, elmo_word_vectors, format_table, load_elmo_bilm, parameters,
+    cosine_matrix, elmo_label, elmo_word_vectors, format_table, load_elmo_bilm, parameters,
     prepare_out, run_notebook, sense_separation, simple_words, word_index,
 )
 from lessons.static_vs_contextual import chosen_words, separable

@@ -37,7 +37,7 @@ from minibert.attention import explore
 
 from .common import (
     DEFAULT_MODEL, LessonError, bert_word_vectors, cosine_matrix, elmo_word_vectors, find_word,
-    load_bert, load_sentence_encoder, sense_separation, simple_words, word_piece_positions,
+    bert_span_vectors, load_bert, load_sentence_encoder, sense_separation, simple_words, unit,
 )
 
 # ----------------------------------------------------------------------------- limits
@@ -60,8 +60,9 @@ EMBED_CHUNK = 256  # vocabulary words per model call when embedding the sample a
 # lone words are close to one another, and the word's vector is no closer to any of them.
 NEIGHBOUR_FLOOR_SD = 3.9
 
-# One word as ELMo's tokenisation (common.simple_words) sees it: letters/digits, maybe 's or n't.
-WORD_PATTERN = re.compile(r"\w+(?:'\w+)?")
+# One word as ELMo's tokenisation (common.simple_words, the shipped biLM's training split) sees
+# it: letters and digits; an apostrophe or hyphen splits a word ("don't" is "don", "'", "t").
+WORD_PATTERN = re.compile(r"\w+")
 # JSON can carry "\ud800" alone, which Python decodes to a lone surrogate: not Unicode text, and
 # the tokenizers refuse it.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -71,7 +72,7 @@ class LabError(LessonError):
     """Input the lab refuses; the message is shown on the page as it is."""
 
 
-def elmo_label(name: str) -> str:
+def elmo_description(name: str) -> str:
     """What the page says about the ELMo model, from its name in minielmo.PRETRAINED."""
     if name == "fixture":
         return "allennlp's tiny test model, untrained: its numbers show the mechanics, not meanings"
@@ -189,10 +190,6 @@ def finite(matrix: np.ndarray) -> list:
     return [[float(v) if np.isfinite(v) else None for v in row] for row in np.asarray(matrix, dtype=np.float64)]
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 class Lab:
     """The models, loaded once, and the computations behind the page. Thread-safe: every model
     call runs under one lock (torch modules and the Rust tokenizer's settings are shared state).
@@ -269,37 +266,31 @@ class Lab:
         import minielmo
 
         words = self.vocabulary
-        rows: dict[str, list[np.ndarray]] = {}
+        static, hidden, _ = bert_span_vectors(self.bert, self.tokenizer, words, [(0, len(w)) for w in words],
+                                              batch=EMBED_CHUNK)
+        rows: dict[str, list[np.ndarray]] = {"bert-input": list(static)}
+        for i, layer in enumerate(hidden):
+            rows[f"bert-{i}"] = list(layer)
         for start in range(0, len(words), EMBED_CHUNK):
             chunk = words[start:start + EMBED_CHUNK]
-            enc = self.tokenizer(chunk, return_offsets=True)
-            out = self.bert(enc["input_ids"], attention_mask=enc["attention_mask"],
-                            token_type_ids=enc["token_type_ids"], output_hidden_states=True)
-            hidden = torch.stack(out.hidden_states)  # L+1 x (B, T, D) -> (L+1, B, T, D)
-            table = self.bert.embeddings.word_embeddings.weight  # (V, D)
-            for n, word in enumerate(chunk):
-                pos = word_piece_positions(enc["offsets"][n], (0, len(word)))
-                rows.setdefault("bert-input", []).append(table[enc["input_ids"][n, pos]].mean(0).numpy())
-                for i in range(hidden.shape[0]):
-                    rows.setdefault(f"bert-{i}", []).append(hidden[i, n, pos].mean(0).numpy())
             out = self.bilm(minielmo.batch_to_ids([[w] for w in chunk]))
             layers = [act[:, 1] for act in out["activations"]]  # L+1 x (B, 2P); position 0 is <S>
             for j, layer in enumerate(layers):
                 rows.setdefault(f"elmo-{j}", []).extend(layer.numpy())
             rows.setdefault("elmo-mix", []).extend(self.scalar_mix(layers).numpy())
-        table = {key: (torch.from_numpy(unit_rows(np.stack(found))), words) for key, found in rows.items()}
+        table = {key: (torch.from_numpy(unit(np.stack(found))), words) for key, found in rows.items()}
         if self.glove is not None:
             known = [w for w in words if w in self.glove]
-            table["glove"] = (torch.from_numpy(unit_rows(np.stack([self.glove.vector(w) for w in known]))), known)
+            table["glove"] = (torch.from_numpy(unit(np.stack([self.glove.vector(w) for w in known]))), known)
         return table
 
     def neighbours(self, key: str, vectors: np.ndarray, word: str) -> tuple[list[list[list]], list[float]]:
         """Per sentence, up to NEIGHBOURS sampled words closest (cosine) to the word's vector,
         leaving out the word itself and any below the floor; and the floor per sentence."""
-        unit, words = self.vocabulary_vectors[key]
+        table, words = self.vocabulary_vectors[key]  # (V_r, D) unit rows
         # torch, not numpy: it runs on the threads --threads sets, where numpy's BLAS would
         # start a thread pool of its own
-        scores = (torch.from_numpy(unit_rows(vectors)) @ unit.T).numpy()  # (N, D) @ (D, V) -> (N, V)
+        scores = (torch.from_numpy(unit(vectors)) @ table.T).numpy()  # (N, D) @ (D, V) -> (N, V)
         floors = scores.mean(-1) + NEIGHBOUR_FLOOR_SD * scores.std(-1)  # (N, V) -> (N,)
         found = []
         for row, floor in zip(scores, floors):
@@ -399,7 +390,7 @@ class Lab:
             "limits": {"min_sentences": MIN_SENTENCES, "max_sentences": MAX_SENTENCES,
                        "max_sentence_chars": MAX_SENTENCE_CHARS, "max_word_chars": MAX_WORD_CHARS,
                        "max_sense_chars": MAX_SENSE_CHARS, "max_body_bytes": MAX_BODY_BYTES},
-            "models": {"bert": DEFAULT_MODEL, "elmo": self.elmo_name, "elmo_label": elmo_label(self.elmo_name),
+            "models": {"bert": DEFAULT_MODEL, "elmo": self.elmo_name, "elmo_label": elmo_description(self.elmo_name),
                        "glove": self.glove is not None, "glove_note": self.glove_note,
                        "vocabulary_sample": len(self.vocabulary), "vocabulary_seed": VOCABULARY_SEED,
                        "neighbours": NEIGHBOURS, "neighbour_floor_sd": NEIGHBOUR_FLOOR_SD},

@@ -44,7 +44,7 @@ import torch
 
 from lessons import plots, stats, wordnet
 from lessons.common import (
-    elmo_label, format_table, interval, load_bert, load_elmo_bilm, measure_cache, parameters, prepare_out,
+    ELMO_WORDS, elmo_label, format_table, interval, load_bert, load_elmo_bilm, measure_cache, parameters, prepare_out,
     progress, run_notebook, sample_size, simple_word_spans, text_hash, unit, weights_hash,
     bert_span_vectors,
 )
@@ -308,7 +308,7 @@ def data_key(data: ProbeSet, seed: int) -> str:
 def cached_scores(label: str, weights: str, data: ProbeSet, seed: int, vectors, control_task: bool = True):
     """layer_scores of `vectors()` (called only on a cache miss), cached under model label,
     weights hash, data and seed."""
-    key = text_hash(label, weights, data_key(data, seed), control_task)
+    key = text_hash(label, weights, data_key(data, seed), control_task, ELMO_WORDS)
     return measure_cache("layer-scores", key,
                          lambda: layer_scores(vectors(), data, seed, control_task, what=f"{label}: probes"))
 

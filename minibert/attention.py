@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import html as html_escape
 import json
-import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path

@@ -38,6 +38,13 @@ def split_words(text: str) -> list[str]:
     return [word for word, _ in _PRE_TOKENIZER.pre_tokenize_str(text)]
 
 
+def split_words_with_spans(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """split_words, with each word's (start, end) character offsets in `text`."""
+    if not isinstance(text, str):
+        raise TypeError(f"split_words_with_spans takes a str, got {type(text).__name__}")
+    return [(word, tuple(span)) for word, span in _PRE_TOKENIZER.pre_tokenize_str(text)]
+
+
 def _ends_sentence(words: list[str], i: int) -> bool:
     """Does words[i] end a sentence? A '.' after an abbreviation or an initial does not."""
     if words[i] not in SENTENCE_ENDS:
