@@ -33,7 +33,7 @@ import torch
 import pooling
 from minibert import fast
 from minibert.model import BertModel
-from minibert.tokenizer import Tokenizer, _check_unicode
+from minibert.tokenizer import Tokenizer, check_unicode
 from weights.common import read_json
 
 # The stages of a sentence-transformers modules.json that this encoder implements, by class name.
@@ -314,11 +314,11 @@ def _chunks(texts: Iterable, size: int) -> Iterator[list[str]]:
             raise TypeError(f"sentences[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
         chunk.append(text)
         if len(chunk) == size:
-            _check_unicode(chunk, "sentences", start=i + 1 - size)  # errors name the caller's index
+            check_unicode(chunk, "sentences", start=i + 1 - size)  # errors name the caller's index
             yield chunk
             chunk = []
     if chunk:
-        _check_unicode(chunk, "sentences", start=i + 1 - len(chunk))
+        check_unicode(chunk, "sentences", start=i + 1 - len(chunk))
         yield chunk
 
 
