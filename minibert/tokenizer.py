@@ -22,6 +22,7 @@ pre-tokenized input.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
@@ -33,7 +34,7 @@ from tokenizers import Tokenizer as RustTokenizer
 
 from tokenizers.models import WordPiece
 
-from weights.common import read_json
+from weights.common import read_json, side_file
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
 RETURN_TENSORS = ("pt", "np", None)
@@ -103,7 +104,7 @@ def _transformers_class(directory: Path, config: dict) -> str | None:
     which uses tokenizer.json as it is."""
     name = config.get("tokenizer_class")
     model_config_file = directory / "config.json"
-    if name is None and model_config_file.is_file():
+    if name is None and side_file(model_config_file):
         model_config = read_json(model_config_file)
         name = model_config.get("tokenizer_class") or ("BertTokenizer" if model_config.get("model_type") == "bert" else None)
     return name.removesuffix("Fast") if isinstance(name, str) else None
@@ -116,8 +117,8 @@ class Tokenizer:
     tokenizer before every call, so two threads with different settings can tokenize with each
     other's. Here `backend` is a template that calls never reconfigure: each setting (max_length,
     padding, truncation, sides) gets its own configured copy, made on first use and cached.
-    Change the template (its normaliser, `lowercase_before_normalizing`) before sharing the
-    tokenizer; `lowercase_before_normalizing` drops the cached copies."""
+    Change the template (its normaliser) before sharing the tokenizer, or call
+    `lowercase_before_normalizing`, which drops the cached copies."""
 
     def __init__(
         self,
@@ -138,6 +139,8 @@ class Tokenizer:
                 raise ValueError(f"{name} must be 'right' or 'left', got {side!r}")
         self.padding_side = padding_side  # where [PAD]s go
         self.truncation_side = truncation_side  # which end of a too-long text is cut
+        self.lowercase_first = False  # see lowercase_before_normalizing
+        self.init_config: dict = {}  # tokenizer_config.json as read (from_pretrained), written back by save_pretrained
         self._configured: OrderedDict[tuple, RustTokenizer] = OrderedDict()  # setting -> copy, LRU
         self._configured_lock = threading.Lock()
 
@@ -153,14 +156,14 @@ class Tokenizer:
 
             directory = resolve(name_or_dir)
         config_file = directory / "tokenizer_config.json"
-        config = read_json(config_file) if config_file.is_file() else {}
+        config = read_json(config_file) if side_file(config_file) else {}
         pad_token = _token_text(config.get("pad_token", "[PAD]"))
         # transformers uses a huge sentinel (int(1e30)) when the config names no limit; we use None.
         model_max_length = config.get("model_max_length")
         if not isinstance(model_max_length, int) or model_max_length >= 10**20:
             model_max_length = None
 
-        if (directory / "tokenizer.json").is_file():
+        if side_file(directory / "tokenizer.json"):
             tokenizer_file = directory / "tokenizer.json"
             try:
                 backend = RustTokenizer.from_file(str(tokenizer_file))
@@ -174,7 +177,7 @@ class Tokenizer:
                 # so where the two files disagree, the flags win. Do the same.
                 backend.normalizer = _bert_normalizer(config)
                 backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        elif (directory / "vocab.txt").is_file():
+        elif side_file(directory / "vocab.txt"):
             backend = cls._wordpiece_from_vocab(directory / "vocab.txt", config)
         else:
             raise FileNotFoundError(
@@ -184,13 +187,28 @@ class Tokenizer:
         # As in transformers: the sides come from tokenizer_config.json, else from the padding and
         # truncation settings saved in tokenizer.json, else "right".
         saved_padding, saved_truncation = backend.padding or {}, backend.truncation or {}
-        return cls(
+        tokenizer = cls(
             backend,
             pad_token=pad_token,
             model_max_length=model_max_length,
             padding_side=config.get("padding_side", saved_padding.get("direction", "right")),
             truncation_side=config.get("truncation_side", saved_truncation.get("direction", "right")),
         )
+        tokenizer.init_config = config
+        return tokenizer
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write tokenizer.json and tokenizer_config.json, which from_pretrained and transformers'
+        AutoTokenizer read back into this tokenizer. (`lowercase_before_normalizing` is a
+        sentence-transformers setting: SentenceEncoder.save writes it to sentence_bert_config.json.)"""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backend.save(str(directory / "tokenizer.json"))
+        config = {"pad_token": self.pad_token, "padding_side": self.padding_side,
+                  "truncation_side": self.truncation_side, **self.init_config}
+        if self.model_max_length is not None:
+            config["model_max_length"] = self.model_max_length
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     @staticmethod
     def _wordpiece_from_vocab(vocab_file: Path, config: dict) -> RustTokenizer:
@@ -233,11 +251,9 @@ class Tokenizer:
         special tokens written in the text ("[MASK]") still match and offsets still point into the
         original text. We do the same.
         """
-        current = self.backend.normalizer
-        steps = [normalizers.Lowercase()] + ([current] if current is not None else [])
-        self.backend.normalizer = normalizers.Sequence(steps)
+        self.lowercase_first = True  # the configured copies get the Lowercase step; the template stays as loaded
         with self._configured_lock:
-            self._configured.clear()  # the copies were made from the old normaliser
+            self._configured.clear()  # the copies were made without it
 
     # ----- encoding -------------------------------------------------------------------------------
 
@@ -410,13 +426,16 @@ class Tokenizer:
         if padding == "max_length" and limit is None:
             raise ValueError("padding='max_length' needs max_length: this tokenizer has no model_max_length")
         key = (limit if truncate or padding == "max_length" else None, padding, truncation if truncate else None,
-               self.padding_side, self.truncation_side)
+               self.padding_side, self.truncation_side, self.lowercase_first)
         with self._configured_lock:
             backend = self._configured.get(key)
             if backend is not None:
                 self._configured.move_to_end(key)
                 return backend
         backend = RustTokenizer.from_str(self.backend.to_str())  # a copy: settings never leak back
+        if self.lowercase_first:
+            current = backend.normalizer
+            backend.normalizer = normalizers.Sequence([normalizers.Lowercase()] + ([current] if current is not None else []))
         if truncate:
             backend.enable_truncation(limit, strategy=truncation, direction=self.truncation_side)
         else:
