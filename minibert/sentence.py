@@ -108,6 +108,7 @@ class SentenceEncoder(nn.Module):
         model = BertModel.from_pretrained(transformer_dir, dtype=dtype, device=device)
         tokenizer = Tokenizer.from_pretrained(transformer_dir)
         if pooling_dir is not None:
+            side_file(pooling_dir / "config.json")  # a broken link or FIFO there is named, not "missing"
             pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
             sbert_file = side_file(transformer_dir / "sentence_bert_config.json")
             sbert = read_json(sbert_file) if sbert_file else {}
