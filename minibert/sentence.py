@@ -10,10 +10,12 @@ sentence-transformers files next to the weights:
   sentence_bert_config.json    max_seq_length (256 for all-MiniLM-L6-v2: longer texts are cut)
   1_Pooling/config.json        which pooling (see pooling/pooling.py)
 
-Checked against sentence-transformers 6.2.0 `SentenceTransformer.encode`
-(`sentence_transformer/model.py`) on all-MiniLM-L6-v2. Left out: Dense and other extra modules,
-prompts, multiple processes/devices, quantised output (`precision=`), truncate_dim, text pairs,
-output_value=None.
+  config_sentence_transformers.json   prompts (optional)
+
+Checked against sentence-transformers 6.2.0 `SentenceTransformer` (`sentence_transformer/model.py`,
+`base/model.py`) on all-MiniLM-L6-v2. Left out (docs/api.md says why): Dense and other extra
+modules, multiple processes/devices, quantised output (`precision=`), truncate_dim, text pairs,
+output_value=None, model cards.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import pooling
 from minibert import fast
 from minibert.model import BertModel
 from minibert.tokenizer import Tokenizer, check_unicode
-from weights.common import read_json, side_file
+from weights.common import read_json, read_optional_json, side_file
 
 # The stages of a sentence-transformers modules.json that this encoder implements, by class name.
 # modules.json gives each stage's full class path, and sentence-transformers moved the classes:
@@ -110,8 +112,7 @@ class SentenceEncoder(nn.Module):
         if pooling_dir is not None:
             side_file(pooling_dir / "config.json")  # a broken link or FIFO there is named, not "missing"
             pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
-            sbert_file = side_file(transformer_dir / "sentence_bert_config.json")
-            sbert = read_json(sbert_file) if sbert_file else {}
+            sbert = read_optional_json(transformer_dir / "sentence_bert_config.json")
         else:
             # No modules.json: a plain BERT checkpoint. sentence-transformers then wraps it with mean
             # pooling and no Normalize, and ignores any sentence_bert_config.json; so do we.
@@ -125,8 +126,7 @@ class SentenceEncoder(nn.Module):
         max_seq_length = min(n for n in limits if n is not None)
         if sbert.get("do_lower_case", False):
             tokenizer.lowercase_before_normalizing()
-        model_file = side_file(directory / "config_sentence_transformers.json")
-        model_config = read_json(model_file) if model_file else {}
+        model_config = read_optional_json(directory / "config_sentence_transformers.json")
         return cls(model, tokenizer, pooling_config, max_seq_length, normalize,
                    prompts=model_config.get("prompts"), default_prompt_name=model_config.get("default_prompt_name"))
 

@@ -34,7 +34,7 @@ from tokenizers import Tokenizer as RustTokenizer
 
 from tokenizers.models import WordPiece
 
-from weights.common import read_json, side_file
+from weights.common import read_json, read_optional_json, side_file
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
 RETURN_TENSORS = ("pt", "np", None)
@@ -156,7 +156,7 @@ class Tokenizer:
 
             directory = resolve(name_or_dir)
         config_file = directory / "tokenizer_config.json"
-        config = read_json(config_file) if side_file(config_file) else {}
+        config = read_optional_json(config_file)
         pad_token = _token_text(config.get("pad_token", "[PAD]"))
         # transformers uses a huge sentinel (int(1e30)) when the config names no limit; we use None.
         model_max_length = config.get("model_max_length")

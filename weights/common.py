@@ -232,6 +232,12 @@ def read_json(path: Path, expected: type = dict):
     return value
 
 
+def read_optional_json(path: Path) -> dict:
+    """The JSON object in an optional side file, {} when nothing is there; anything present but
+    unreadable raises (see side_file)."""
+    return read_json(path) if side_file(path) else {}
+
+
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """All tensors of a .safetensors file. Safetensors is a JSON header plus raw bytes: no code runs."""
     from safetensors import SafetensorError
