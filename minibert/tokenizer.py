@@ -66,7 +66,8 @@ def _check_texts(texts, name: str) -> list[str]:
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # How many configured copies of the Rust tokenizer (one per padding/truncation setting) a Tokenizer
-# keeps; a caller cycling through more max_length values than this rebuilds copies (~50 ms each).
+# keeps; a caller cycling through more max_length values than this rebuilds copies (each as costly
+# as reading tokenizer.json again).
 CONFIGURED_BACKENDS = 8
 
 
