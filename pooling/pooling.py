@@ -177,11 +177,17 @@ class PoolingConfig:
         if path.is_dir():
             path = path / "config.json"
         if not path.is_file():
-            raise FileNotFoundError(f"no sentence-transformers pooling config at {path}")
+            # A broken symlink or a FIFO is there but unreadable: say so rather than "no config".
+            there = path.is_symlink() or path.exists()
+            raise (ValueError if there else FileNotFoundError)(
+                f"{path} is not a regular file (a broken symlink, FIFO or folder)" if there
+                else f"no sentence-transformers pooling config at {path}")
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
+        except PermissionError:
+            raise PermissionError(f"cannot read {path}: permission denied") from None
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "pooling config") -> PoolingConfig:
