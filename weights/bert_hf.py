@@ -111,4 +111,3 @@ def load_bert_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], 
     ignored = IGNORED if model.pooler is not None else {**IGNORED, **POOLER_IGNORED}
     return load_strict(model, tensors, rows, ignored, where=where,
                        hint="Is it a checkpoint of another architecture?")
-
