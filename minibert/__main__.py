@@ -10,8 +10,9 @@ verify      runs minibert and transformers side by side and prints max|diff| per
 fill-mask   prints a masked-LM BERT's top word pieces for each [MASK] in a text, with their
             probabilities, and the text filled in (minicontext-bert-small by default).
 
-Texts come from the command line or from --file (one text per line; '-' reads stdin). Every error
-is one line on stderr and exit status 2.
+Texts come from the command line or from --file (one text per line; '-' reads stdin).
+similarity and verify skip blank lines; encode keeps every line, so row i of the array is line i.
+Every error is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("texts", nargs="*", metavar="TEXT", help="texts (default: the seed sentences)")
+        blank_rule = ("every line is a text, blank ones included, so row i is line i" if name == "encode"
+                      else "blank lines (empty or only spaces) are skipped")
         command.add_argument("--file", metavar="FILE",
-                             help="read the texts from FILE, one per line (UTF-8); '-' reads stdin")
+                             help=f"read the texts from FILE, one per line (UTF-8); '-' reads stdin; {blank_rule}")
         command.add_argument(
             "--model", default=DEFAULT_MODEL, help=f"model name or local directory (default: {DEFAULT_MODEL})"
         )
@@ -148,7 +151,7 @@ def similarity(texts, model: str) -> int:
 
     texts = list(texts)
     if not texts:
-        raise UsageError("no texts to compare (the file is empty)")
+        raise UsageError("no texts to compare (the file is empty or has only blank lines)")
     encoder = SentenceEncoder.from_pretrained(model)
     # Unit vectors whatever modules.json says, so the dot product is the cosine similarity.
     vectors = encoder.encode(texts, normalize_embeddings=True)  # (N, D)
@@ -179,6 +182,12 @@ def verify(texts, model: str) -> int:
     return run_verify(list(texts), model)
 
 
+def nonblank(texts) -> list[str]:
+    """The texts that are not empty or only whitespace: for similarity and verify, a blank line in
+    --file is not a text (--help says so). Texts typed as arguments are kept as given."""
+    return [text for text in texts if text.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     command = "python -m minibert"
     try:
@@ -187,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fill-mask":
             return fill_mask_command(args)
         texts = read_texts(args)
+        if args.file is not None and args.command != "encode":
+            texts = nonblank(texts)
         if args.command == "similarity":
             return similarity(texts, args.model)
         if args.command == "encode":

@@ -75,6 +75,10 @@ class BertConfig:
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
 
+    def to_dict(self) -> dict:
+        """The fields as a transformers config.json holds them (model_type "bert", BertModel)."""
+        return {"architectures": ["BertModel"], "model_type": "bert", **dataclasses.asdict(self)}
+
     @classmethod
     def from_dict(cls, values: dict) -> "BertConfig":
         """Keep the fields we know; HF configs carry many unrelated keys, which are ignored."""

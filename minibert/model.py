@@ -30,7 +30,7 @@ replacing a weight's storage (`.to()`, `param.data = ...`) rebuilds the buffer o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -228,6 +228,27 @@ class BertOutput:
     pooler_output: torch.Tensor | None = None                         # (B, D), None without a pooler
     hidden_states: tuple[torch.Tensor, ...] | None = None             # L+1 x (B, T, D), embeddings first
     attentions: tuple[torch.Tensor, ...] | None = None                # L x (B, H, T, T)
+
+    # Indexed as transformers' ModelOutput is, over the fields that are not None: out[0] and
+    # out[:2] by position, out["last_hidden_state"] by name; iterating gives the names, as a dict.
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def to_tuple(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.keys())
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            if key not in self.keys():
+                raise KeyError(key)
+            return getattr(self, key)
+        return self.to_tuple()[key]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
 
 
 class BertModel(nn.Module):

@@ -10,31 +10,35 @@ sentence-transformers files next to the weights:
   sentence_bert_config.json    max_seq_length (256 for all-MiniLM-L6-v2: longer texts are cut)
   1_Pooling/config.json        which pooling (see pooling/pooling.py)
 
-Checked against sentence-transformers 6.2.0 `SentenceTransformer.encode`
-(`sentence_transformer/model.py`) on all-MiniLM-L6-v2. Left out: Dense and other extra modules,
-prompts, multiple processes/devices, quantised output (`precision=`), truncate_dim, text pairs,
-output_value=None.
+  config_sentence_transformers.json   prompts (optional)
+
+Checked against sentence-transformers 6.2.0 `SentenceTransformer` (`sentence_transformer/model.py`,
+`base/model.py`) on all-MiniLM-L6-v2. Left out (docs/api.md says why): Dense and other extra
+modules, multiple processes/devices, quantised output (`precision=`), truncate_dim, text pairs,
+output_value=None, model cards.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import json
 import os
 import sys
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Sized
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 import pooling
 from minibert import fast
 from minibert.model import BertModel
-from minibert.tokenizer import Tokenizer, _check_unicode
-from weights.common import read_json
+from minibert.tokenizer import Tokenizer, check_unicode
+from weights.common import read_json, read_optional_json, side_file
 
 # The stages of a sentence-transformers modules.json that this encoder implements, by class name.
 # modules.json gives each stage's full class path, and sentence-transformers moved the classes:
@@ -50,11 +54,13 @@ OUTPUT_VALUES = ("sentence_embedding", "token_embeddings")
 CHUNK_BATCHES = 16
 
 
-class SentenceEncoder:
+class SentenceEncoder(nn.Module):
     """Texts -> sentence vectors (N, D), equal to `SentenceTransformer(dir).encode(texts)`.
 
-    The interface follows sentence-transformers: encode(...) with its argument names,
-    similarity(a, b), get_sentence_embedding_dimension(), .to(device_or_dtype), .device."""
+    An nn.Module, as SentenceTransformer is (`.eval()`, `.to()`, `state_dict()`, parameters()),
+    with sentence-transformers' interface and argument names: encode / encode_query /
+    encode_document, forward(features) -> dict, tokenize, similarity, save,
+    get_sentence_embedding_dimension, get_max_seq_length, .device. docs/api.md lists it all."""
 
     def __init__(
         self,
@@ -63,17 +69,23 @@ class SentenceEncoder:
         pooling_config: pooling.PoolingConfig,
         max_seq_length: int,
         normalize: bool,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
     ):
+        super().__init__()
         if pooling_config.word_embedding_dimension != model.config.hidden_size:
             raise ValueError(
                 f"pooling config expects {pooling_config.word_embedding_dimension}-dim token vectors "
                 f"but the model's hidden_size is {model.config.hidden_size}"
             )
-        self.model = model.eval()
+        self.prompts = _checked_prompts(prompts, default_prompt_name)
+        self.default_prompt_name = default_prompt_name
+        self.model = model
         self.tokenizer = tokenizer
         self.pooling_config = pooling_config
         self.max_seq_length = max_seq_length
-        self.normalize = normalize  # the default of encode(normalize=None)
+        self.normalize = normalize  # the Normalize stage of modules.json
+        self.eval()
 
     @property
     def dimension(self) -> int:
@@ -91,16 +103,16 @@ class SentenceEncoder:
         # (older sentence-transformers saved them in 0_Transformer/), so do not ask resolve() for
         # weights at its top level; BertModel.from_pretrained checks the transformer's folder.
         directory = Path(name_or_dir).expanduser() if isinstance(name_or_dir, (str, os.PathLike)) else None
-        if directory is None or not (directory / "modules.json").is_file():
+        if directory is None or side_file(directory / "modules.json") is None:
             directory = resolve(name_or_dir)
         transformer_dir, pooling_dir, normalize = _read_modules(directory)
 
         model = BertModel.from_pretrained(transformer_dir, dtype=dtype, device=device)
         tokenizer = Tokenizer.from_pretrained(transformer_dir)
         if pooling_dir is not None:
+            side_file(pooling_dir / "config.json")  # a broken link or FIFO there is named, not "missing"
             pooling_config = pooling.PoolingConfig.from_file(pooling_dir / "config.json")
-            sbert_file = transformer_dir / "sentence_bert_config.json"
-            sbert = read_json(sbert_file) if sbert_file.is_file() else {}
+            sbert = read_optional_json(transformer_dir / "sentence_bert_config.json")
         else:
             # No modules.json: a plain BERT checkpoint. sentence-transformers then wraps it with mean
             # pooling and no Normalize, and ignores any sentence_bert_config.json; so do we.
@@ -114,7 +126,34 @@ class SentenceEncoder:
         max_seq_length = min(n for n in limits if n is not None)
         if sbert.get("do_lower_case", False):
             tokenizer.lowercase_before_normalizing()
-        return cls(model, tokenizer, pooling_config, max_seq_length, normalize)
+        model_config = read_optional_json(directory / "config_sentence_transformers.json")
+        return cls(model, tokenizer, pooling_config, max_seq_length, normalize,
+                   prompts=model_config.get("prompts"), default_prompt_name=model_config.get("default_prompt_name"))
+
+    def save(self, path: str | Path) -> None:
+        """Write a folder that SentenceEncoder.from_pretrained and sentence-transformers'
+        SentenceTransformer(path) both load, with the same vectors: the BERT files (config.json,
+        model.safetensors, tokenizer) at its top, modules.json, sentence_bert_config.json,
+        config_sentence_transformers.json (prompts), 1_Pooling/ and, with Normalize, 2_Normalize/.
+        NOTE (deviation): sentence-transformers also writes a model card (README.md); we do not."""
+        from weights import bert_hf  # lazy: checkpoint key names live in weights/
+
+        path = Path(path)
+        bert_hf.save_checkpoint(self.model, path)
+        self.tokenizer.save_pretrained(path)
+        stages = [(TRANSFORMER, ""), (POOLING, "1_Pooling")] + ([(NORMALIZE, "2_Normalize")] if self.normalize else [])
+        for _, folder in stages[1:]:
+            (path / folder).mkdir(exist_ok=True)
+        _write_json(path / "modules.json", [{"idx": i, "name": str(i), "path": folder, "type": f"sentence_transformers.models.{name}"}
+                                            for i, (name, folder) in enumerate(stages)])
+        _write_json(path / "sentence_bert_config.json",
+                    {"max_seq_length": self.max_seq_length, "do_lower_case": self.tokenizer.lowercase_first})
+        _write_json(path / "config_sentence_transformers.json", {
+            "prompts": self.prompts, "default_prompt_name": self.default_prompt_name, "similarity_fn_name": "cosine"})
+        modes = self.pooling_config.pooling_modes
+        _write_json(path / "1_Pooling" / "config.json", {
+            "embedding_dimension": self.pooling_config.word_embedding_dimension,
+            "pooling_mode": modes[0] if len(modes) == 1 else list(modes), "include_prompt": True})
 
     # ----- sentence-transformers' interface ---------------------------------------------------
 
@@ -124,14 +163,13 @@ class SentenceEncoder:
 
     get_embedding_dimension = get_sentence_embedding_dimension  # sentence-transformers 6's name
 
+    def get_max_seq_length(self) -> int:
+        """Word pieces per text, [CLS] and [SEP] included; longer texts are cut."""
+        return self.max_seq_length
+
     @property
     def device(self) -> torch.device:
         return self.model.embeddings.word_embeddings.weight.device
-
-    def to(self, *args, **kwargs) -> SentenceEncoder:
-        """Move (or cast) the model, as `nn.Module.to` does: `.to("cuda")`, `.to(torch.bfloat16)`."""
-        self.model.to(*args, **kwargs)
-        return self
 
     @staticmethod
     def similarity(embeddings1, embeddings2) -> torch.Tensor:
@@ -144,6 +182,27 @@ class SentenceEncoder:
             raise ValueError(f"cannot compare {a.shape[1]}-dim with {b.shape[1]}-dim vectors")
         return pooling.normalize(a) @ pooling.normalize(b).T  # (N, D) @ (D, M) -> (N, M)
 
+    def tokenize(self, texts: list[str] | str) -> dict[str, torch.Tensor]:
+        """Texts -> the padded batch forward() takes: input_ids, token_type_ids, attention_mask (B, T),
+        cut at max_seq_length, as `SentenceTransformer.tokenize` gives."""
+        return self.tokenizer(texts, max_length=self.max_seq_length, padding=True, truncation=True)
+
+    def forward(self, features: dict) -> dict:
+        """features from tokenize() -> the same dict plus "token_embeddings" (B, T, D) and
+        "sentence_embedding" (B, D), as `SentenceTransformer.forward`. The readable modules run
+        (hooks fire, gradients flow when not in inference mode); encode() runs the fast path."""
+        if not isinstance(features, dict) or "input_ids" not in features:
+            raise TypeError("forward takes the dict tokenize() returns (input_ids, attention_mask, ...), "
+                            f"got {type(features).__name__}")
+        ids = features["input_ids"]
+        mask = features.get("attention_mask")
+        mask = torch.ones_like(ids) if mask is None else mask
+        hidden = self.model(ids, attention_mask=mask, token_type_ids=features.get("token_type_ids")).last_hidden_state
+        sentence = pooling.pool(hidden, mask, self.pooling_config.pooling_modes)  # (B, T, D) -> (B, D)
+        if self.normalize:
+            sentence = pooling.normalize(sentence)
+        return {**features, "attention_mask": mask, "token_embeddings": hidden, "sentence_embedding": sentence}
+
     def encode(
         self,
         sentences: Iterable[str] | str,
@@ -155,15 +214,15 @@ class SentenceEncoder:
         device: str | torch.device | None = None,
         normalize_embeddings: bool = False,
         *,
-        normalize: bool | None = None,
-        show_progress: bool | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ):
         """Embed texts in the caller's order, like `SentenceTransformer.encode` (same argument names).
 
         sentences: one str, or any iterable of str (a list, a generator, lines of a file). It is
             read chunk by chunk (CHUNK_BATCHES batches at a time): each chunk is tokenized, sorted
             by length, embedded and dropped, so memory grows with the batch, not with N (beyond
-            the (N, D) result itself).
+            the (N, D) result itself; bench/MEMORY.md measures it).
         batch_size: texts per model call. Texts longer than max_seq_length word pieces are cut.
         show_progress_bar: a one-line bar on stderr with the rate and, when N is known, the ETA.
         output_value: "sentence_embedding" (pooled, one vector per text) or "token_embeddings"
@@ -175,49 +234,85 @@ class SentenceEncoder:
             sentence-transformers. None: where the model is.
         normalize_embeddings: scale each vector to unit length. The model's own Normalize stage
             (modules.json; all-MiniLM-L6-v2 has one) runs either way, as in sentence-transformers.
+        prompt_name / prompt: text put before every text: the prompt of that name in
+            config_sentence_transformers.json's "prompts", or the given string (which wins over
+            prompt_name, as in sentence-transformers). Neither: the default_prompt_name's, if any.
+            NOTE (deviation): keyword-only here; sentence-transformers takes them second and third.
 
         One str gives one result ((D,) vector or (T, D) tensor); an empty iterable gives (0, D).
-        Deprecated: normalize= (use normalize_embeddings=; normalize=False still skips the
-        Normalize stage) and show_progress= (use show_progress_bar=).
+        Every argument is checked before anything runs or moves, so a refused call leaves the
+        encoder as it was.
         """
-        if show_progress is not None:
-            warnings.warn("encode(show_progress=...) is deprecated; use show_progress_bar=...",
-                          DeprecationWarning, stacklevel=2)
-            show_progress_bar = show_progress if show_progress_bar is None else show_progress_bar
-        use_normalize_stage = self.normalize
-        if normalize is not None:
-            warnings.warn("encode(normalize=...) is deprecated; use normalize_embeddings=True",
-                          DeprecationWarning, stacklevel=2)
-            normalize_embeddings = normalize_embeddings or normalize
-            use_normalize_stage = use_normalize_stage and normalize
-        if output_value not in OUTPUT_VALUES:
-            raise ValueError(f"output_value must be one of {list(OUTPUT_VALUES)}, got {output_value!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(sentences, (bytes, bytearray)):
-            raise TypeError(f"sentences must be a str or an iterable of str, got {type(sentences).__name__}"
-                            " (decode bytes first)")
-        single = isinstance(sentences, str)
-        if single:
-            sentences = [sentences]
-        elif not isinstance(sentences, Iterable):
-            raise TypeError(f"sentences must be a str or an iterable of str, got {type(sentences).__name__}")
-        if device is not None:
-            self.model.to(device)
+        texts, single = _as_texts(sentences)
+        prompt = self._resolve_prompt(prompt, prompt_name)
+        _check_encode_options(batch_size, output_value, show_progress_bar, convert_to_numpy=convert_to_numpy,
+                              convert_to_tensor=convert_to_tensor, normalize_embeddings=normalize_embeddings)
+        target = _checked_device(device)
+        if target is not None:
+            self.to(target)
+        self.eval()  # as sentence-transformers' encode does
         tokens_wanted = output_value == "token_embeddings"
-        normalize_vectors = use_normalize_stage or normalize_embeddings
-        total = len(sentences) if isinstance(sentences, Sized) else None
-        progress = _Progress(total) if show_progress_bar else None
+        progress = _Progress(len(texts) if isinstance(texts, Sized) else None) if show_progress_bar else None
+        chunks = self._embed_chunks(texts, batch_size, prompt, normalize=self.normalize or normalize_embeddings,
+                                    tokens=tokens_wanted, progress=progress)
+        if progress:
+            progress.finish()
+        if tokens_wanted:
+            listed = [tensor for chunk in chunks for tensor in chunk]
+            return listed[0] if single else listed
+        vectors = torch.cat(chunks) if chunks else torch.zeros(0, self.dimension, dtype=self._dtype)  # (N, D)
+        if single:
+            vectors = vectors[0]
+        if convert_to_tensor:
+            return vectors.to(self.device)
+        if convert_to_numpy:
+            return _to_numpy(vectors)
+        return vectors if single else list(vectors)
 
-        results: list = []  # per chunk: (D,) rows or (T_i, D) tensors, in the caller's order
+    def encode_query(self, sentences: Iterable[str] | str, **kwargs):
+        """encode() with the "query" prompt, when the model has one (as in sentence-transformers)."""
+        if kwargs.get("prompt_name") is None and kwargs.get("prompt") is None and "query" in self.prompts:
+            kwargs["prompt_name"] = "query"
+        return self.encode(sentences, **kwargs)
+
+    def encode_document(self, sentences: Iterable[str] | str, **kwargs):
+        """encode() with the first of the "document", "passage", "corpus" prompts the model has (as
+        in sentence-transformers)."""
+        if kwargs.get("prompt_name") is None and kwargs.get("prompt") is None:
+            kwargs["prompt_name"] = next((name for name in ("document", "passage", "corpus") if name in self.prompts), None)
+        return self.encode(sentences, **kwargs)
+
+    def _resolve_prompt(self, prompt: str | None, prompt_name: str | None) -> str:
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
+        if prompt is not None:
+            return prompt
+        if prompt_name is None:
+            prompt_name = self.default_prompt_name
+            if prompt_name is None:
+                return ""
+        if not isinstance(prompt_name, str) or prompt_name not in self.prompts:
+            raise ValueError(f"prompt_name {prompt_name!r} is not one of this model's prompts {sorted(self.prompts)} "
+                             "(config_sentence_transformers.json)")
+        return self.prompts[prompt_name]
+
+    @property
+    def _dtype(self) -> torch.dtype:
+        return self.model.embeddings.word_embeddings.weight.dtype
+
+    def _embed_chunks(self, texts: Iterable[str], batch_size: int, prompt: str, normalize: bool, tokens: bool,
+                      progress: _Progress | None) -> list:
+        """Per chunk of texts: (chunk, D) vectors, or a list of (T_i, D) tensors, in the caller's order."""
+        embed = functools.partial(self._embed_batch, normalize=normalize, tokens=tokens)
+        results: list = []
         with torch.inference_mode():
-            for chunk in _chunks(sentences, batch_size * CHUNK_BATCHES):
-                batches, tokenized = self.tokenized_batches(chunk, batch_size)
-                embed = functools.partial(self._embed_batch, normalize=normalize_vectors, tokens=tokens_wanted)
-                # The model runs several batches in parallel, one thread each (see fast.map_batches).
-                in_order = [None] * len(chunk) if tokens_wanted else None
-                for batch_ids, outputs in zip(batches, fast.map_batches(embed, tokenized)):
-                    if tokens_wanted:  # a list of (T_i, D) tensors
+            for chunk in _chunks(texts, batch_size * CHUNK_BATCHES):
+                batches, id_lists = self._grouped_ids([prompt + text for text in chunk] if prompt else chunk, batch_size)
+                # The model runs several batches in parallel, one thread each (see fast.map_batches);
+                # each batch is padded in its worker, so padded ids exist only while embedded.
+                in_order = [None] * len(chunk) if tokens else None
+                for batch_ids, outputs in zip(batches, fast.map_batches(embed, id_lists)):
+                    if tokens:  # a list of (T_i, D) tensors
                         for i, output in zip(batch_ids, outputs):
                             in_order[i] = output
                     else:  # (B, D), written back at its texts' rows; allocated in the model's dtype
@@ -227,45 +322,35 @@ class SentenceEncoder:
                     if progress:
                         progress.advance(len(batch_ids))
                 results.append(in_order)
-        if progress:
-            progress.finish()
-
-        if tokens_wanted:
-            listed = [tensor for chunk in results for tensor in chunk]
-            return listed[0] if single else listed
-        vectors = torch.cat(results) if results else torch.zeros(0, self.dimension, dtype=self._dtype)  # (N, D)
-        if single:
-            vectors = vectors[0]
-        if convert_to_tensor:
-            return vectors.to(self.device)
-        if convert_to_numpy:
-            return _to_numpy(vectors)
-        return vectors if single else list(vectors)
-
-    @property
-    def _dtype(self) -> torch.dtype:
-        return self.model.embeddings.word_embeddings.weight.dtype
+                del batches, id_lists
+                release_free_memory()
+        return results
 
     def tokenized_batches(self, texts: list[str], batch_size: int) -> tuple[list[list[int]], list[dict]]:
         """Group texts into padded batches of similar length: (text indices per batch, batches).
 
-        encode() calls this once per chunk of texts. The chunk is tokenized first (in the calling
-        thread: the tokenizer object is not shared across threads); then the longest texts go
-        first, so each batch holds texts of similar length and little padding.
+        The texts are tokenized first; then the longest texts go first, so each batch holds texts
+        of similar length and little padding (encode() does this per chunk of texts).
         NOTE (deviation): sentence-transformers sorts all N texts before batching; sorting within
         a chunk keeps memory bounded, and costs a little more padding at chunk edges.
         NOTE (deviation): sentence-transformers sorts by character count, which leaves more padding
-        (on the bench corpus 11.6% of token slots against 2.9% here); the vectors differ only by
-        float rounding (a text's vector does not depend on its batch-mates beyond that). Callers
-        write each batch's vectors back at its texts' own rows, which keeps the caller's order."""
+        where texts differ in characters per word piece; the vectors differ only by float rounding (a text's
+        vector does not depend on its batch-mates beyond that). Callers write each batch's vectors
+        back at its texts' own rows, which keeps the caller's order."""
+        batches, id_lists = self._grouped_ids(texts, batch_size)
+        return batches, [self.tokenizer.pad(ids) for ids in id_lists]
+
+    def _grouped_ids(self, texts: list[str], batch_size: int) -> tuple[list[list[int]], list[list[list[int]]]]:
+        """tokenized_batches before padding: (text indices per batch, word-piece ids per text per batch)."""
         pieces = self.tokenizer.encode_each(texts, max_length=self.max_seq_length)
         order = sorted(range(len(texts)), key=lambda i: -len(pieces[i]))
         batches = [order[start : start + batch_size] for start in range(0, len(texts), batch_size)]
-        return batches, [self.tokenizer.pad([pieces[i] for i in ids]) for ids in batches]
+        return batches, [[pieces[i] for i in ids] for ids in batches]
 
-    def _embed_batch(self, batch: dict, normalize: bool, tokens: bool = False):
-        """One tokenized, padded batch through model, pooling and normalisation. (B, T) -> (B, D);
-        with tokens=True, B tensors (T_i, D): the last hidden state at each text's real tokens."""
+    def _embed_batch(self, id_lists: list[list[int]], normalize: bool, tokens: bool = False):
+        """One batch of word-piece ids, padded, through model, pooling and normalisation.
+        -> (B, D); with tokens=True, B tensors (T_i, D): the last hidden state at each text's real tokens."""
+        batch = self.tokenizer.pad(id_lists)
         device = self.device
         ids, mask, types = (batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids"))
         if fast.watched(self.model):  # a forward hook is registered: run every module, so it fires
@@ -280,8 +365,8 @@ class SentenceEncoder:
 
 def _read_modules(directory: Path) -> tuple[Path, Path | None, bool]:
     """modules.json -> (folder of the transformer, folder of the pooling config or None, normalize?)."""
-    modules_file = directory / "modules.json"
-    if not modules_file.is_file():
+    modules_file = side_file(directory / "modules.json")
+    if modules_file is None:
         return directory, None, False
     modules = read_json(modules_file, expected=list)
     for i, module in enumerate(modules):
@@ -306,6 +391,86 @@ def _stage_name(module_type) -> str:
     return str(module_type)
 
 
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def _checked_prompts(prompts, default_prompt_name) -> dict[str, str]:
+    """config_sentence_transformers.json's "prompts" (name -> text) and "default_prompt_name"."""
+    prompts = {} if prompts is None else prompts
+    if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, (str, type(None)))
+                                                for k, v in prompts.items()):
+        raise ValueError(f"prompts must map names to prompt texts (str), got {prompts!r:.80}")
+    prompts = {name: text or "" for name, text in prompts.items()}  # null means "", as in sentence-transformers
+    if default_prompt_name is not None and default_prompt_name not in prompts:
+        raise ValueError(f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(prompts)}")
+    return prompts
+
+
+def _as_texts(sentences) -> tuple[Iterable[str], bool]:
+    """encode's input -> (an iterable of texts, whether one str was given)."""
+    if isinstance(sentences, (bytes, bytearray)):
+        raise TypeError(f"sentences must be a str or an iterable of str, got {type(sentences).__name__}"
+                        " (decode bytes first)")
+    if isinstance(sentences, str):
+        return [sentences], True
+    if not isinstance(sentences, Iterable):
+        raise TypeError(f"sentences must be a str or an iterable of str, got {type(sentences).__name__}")
+    return sentences, False
+
+
+def _check_encode_options(batch_size, output_value, show_progress_bar, **flags) -> None:
+    if output_value not in OUTPUT_VALUES:
+        raise ValueError(f"output_value must be one of {list(OUTPUT_VALUES)}, got {output_value!r}")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    for name, value in [("show_progress_bar", show_progress_bar), *flags.items()]:
+        if not isinstance(value, (bool, np.bool_)) and not (value is None and name == "show_progress_bar"):
+            raise TypeError(f"{name} must be True or False, got {value!r:.40}")
+
+
+def _checked_device(device) -> torch.device | None:
+    """encode's device= -> a torch.device that can compute, checked before the model moves there."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r:.40} is not a device torch knows ({str(error).splitlines()[0]})") from None
+    if device.type == "meta":
+        raise ValueError("device='meta' holds shapes but no values, so nothing can be computed there; "
+                         "use 'cpu' or an accelerator such as 'cuda'")
+    try:
+        torch.empty(0, device=device)  # an absent accelerator or index fails here, not halfway through .to()
+    except (RuntimeError, AssertionError) as error:
+        raise ValueError(f"device {str(device)!r} is not available here ({str(error).splitlines()[0]})") from None
+    return device
+
+
+def _glibc_malloc_trim():
+    """glibc's malloc_trim, or None where the C library is not glibc (macOS, musl, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Return the memory freed while embedding a chunk to the operating system, where the C
+    allocator allows it (glibc's malloc_trim; elsewhere nothing happens).
+
+    glibc keeps freed blocks in per-thread arenas for reuse; the batch worker threads leave their
+    activations there, so without a trim the process stays at its peak after encode returns, and
+    the arenas fragment as chunks go by. bench/MEMORY.md measures the difference."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def _chunks(texts: Iterable, size: int) -> Iterator[list[str]]:
     """Lists of up to `size` texts, read lazily from any iterable; each item checked to be a str."""
     chunk: list[str] = []
@@ -314,11 +479,11 @@ def _chunks(texts: Iterable, size: int) -> Iterator[list[str]]:
             raise TypeError(f"sentences[{i}] is {type(text).__name__} ({text!r:.40}), expected str")
         chunk.append(text)
         if len(chunk) == size:
-            _check_unicode(chunk, "sentences", start=i + 1 - size)  # errors name the caller's index
+            check_unicode(chunk, "sentences", start=i + 1 - size)  # errors name the caller's index
             yield chunk
             chunk = []
     if chunk:
-        _check_unicode(chunk, "sentences", start=i + 1 - len(chunk))
+        check_unicode(chunk, "sentences", start=i + 1 - len(chunk))
         yield chunk
 
 

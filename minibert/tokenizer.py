@@ -22,7 +22,10 @@ pre-tokenized input.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -31,7 +34,7 @@ from tokenizers import Tokenizer as RustTokenizer
 
 from tokenizers.models import WordPiece
 
-from weights.common import read_json
+from weights.common import read_json, read_optional_json, side_file
 
 _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", False: None, "do_not_pad": None}
 RETURN_TENSORS = ("pt", "np", None)
@@ -62,9 +65,13 @@ def _check_texts(texts, name: str) -> list[str]:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# How many configured copies of the Rust tokenizer (one per padding/truncation setting) a Tokenizer
+# keeps; a caller cycling through more max_length values than this rebuilds copies (each as costly
+# as reading tokenizer.json again).
+CONFIGURED_BACKENDS = 8
 
 
-def _check_unicode(texts: list[str], name: str, start: int = 0) -> None:
+def check_unicode(texts: list[str], name: str, start: int = 0) -> None:
     """A lone surrogate (what Python makes of command-line or file bytes that are not UTF-8) is
     not text the tokenizer can read: say which text and where, instead of its TypeError."""
     for i, text in enumerate(texts):
@@ -98,14 +105,21 @@ def _transformers_class(directory: Path, config: dict) -> str | None:
     which uses tokenizer.json as it is."""
     name = config.get("tokenizer_class")
     model_config_file = directory / "config.json"
-    if name is None and model_config_file.is_file():
+    if name is None and side_file(model_config_file):
         model_config = read_json(model_config_file)
         name = model_config.get("tokenizer_class") or ("BertTokenizer" if model_config.get("model_type") == "bert" else None)
     return name.removesuffix("Fast") if isinstance(name, str) else None
 
 
 class Tokenizer:
-    """Text -> input_ids / attention_mask / token_type_ids, identical to transformers' BERT tokenizer."""
+    """Text -> input_ids / attention_mask / token_type_ids, identical to transformers' BERT tokenizer.
+
+    Safe to share between threads. transformers sets padding and truncation on its one Rust
+    tokenizer before every call, so two threads with different settings can tokenize with each
+    other's. Here `backend` is a template that calls never reconfigure: each setting (max_length,
+    padding, truncation, sides) gets its own configured copy, made on first use and cached.
+    Change the template (its normaliser) before sharing the tokenizer, or call
+    `lowercase_before_normalizing`, which drops the cached copies."""
 
     def __init__(
         self,
@@ -126,6 +140,10 @@ class Tokenizer:
                 raise ValueError(f"{name} must be 'right' or 'left', got {side!r}")
         self.padding_side = padding_side  # where [PAD]s go
         self.truncation_side = truncation_side  # which end of a too-long text is cut
+        self.lowercase_first = False  # see lowercase_before_normalizing
+        self.init_config: dict = {}  # tokenizer_config.json as read (from_pretrained), written back by save_pretrained
+        self._configured: OrderedDict[tuple, RustTokenizer] = OrderedDict()  # setting -> copy, LRU
+        self._configured_lock = threading.Lock()
 
     # ----- construction ---------------------------------------------------------------------------
 
@@ -139,14 +157,14 @@ class Tokenizer:
 
             directory = resolve(name_or_dir)
         config_file = directory / "tokenizer_config.json"
-        config = read_json(config_file) if config_file.is_file() else {}
+        config = read_optional_json(config_file)
         pad_token = _token_text(config.get("pad_token", "[PAD]"))
         # transformers uses a huge sentinel (int(1e30)) when the config names no limit; we use None.
         model_max_length = config.get("model_max_length")
         if not isinstance(model_max_length, int) or model_max_length >= 10**20:
             model_max_length = None
 
-        if (directory / "tokenizer.json").is_file():
+        if side_file(directory / "tokenizer.json"):
             tokenizer_file = directory / "tokenizer.json"
             try:
                 backend = RustTokenizer.from_file(str(tokenizer_file))
@@ -160,7 +178,7 @@ class Tokenizer:
                 # so where the two files disagree, the flags win. Do the same.
                 backend.normalizer = _bert_normalizer(config)
                 backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        elif (directory / "vocab.txt").is_file():
+        elif side_file(directory / "vocab.txt"):
             backend = cls._wordpiece_from_vocab(directory / "vocab.txt", config)
         else:
             raise FileNotFoundError(
@@ -170,13 +188,28 @@ class Tokenizer:
         # As in transformers: the sides come from tokenizer_config.json, else from the padding and
         # truncation settings saved in tokenizer.json, else "right".
         saved_padding, saved_truncation = backend.padding or {}, backend.truncation or {}
-        return cls(
+        tokenizer = cls(
             backend,
             pad_token=pad_token,
             model_max_length=model_max_length,
             padding_side=config.get("padding_side", saved_padding.get("direction", "right")),
             truncation_side=config.get("truncation_side", saved_truncation.get("direction", "right")),
         )
+        tokenizer.init_config = config
+        return tokenizer
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write tokenizer.json and tokenizer_config.json, which from_pretrained and transformers'
+        AutoTokenizer read back into this tokenizer. (`lowercase_before_normalizing` is a
+        sentence-transformers setting: SentenceEncoder.save writes it to sentence_bert_config.json.)"""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.backend.save(str(directory / "tokenizer.json"))
+        config = {"pad_token": self.pad_token, "padding_side": self.padding_side,
+                  "truncation_side": self.truncation_side, **self.init_config}
+        if self.model_max_length is not None:
+            config["model_max_length"] = self.model_max_length
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     @staticmethod
     def _wordpiece_from_vocab(vocab_file: Path, config: dict) -> RustTokenizer:
@@ -219,9 +252,9 @@ class Tokenizer:
         special tokens written in the text ("[MASK]") still match and offsets still point into the
         original text. We do the same.
         """
-        current = self.backend.normalizer
-        steps = [normalizers.Lowercase()] + ([current] if current is not None else [])
-        self.backend.normalizer = normalizers.Sequence(steps)
+        self.lowercase_first = True  # the configured copies get the Lowercase step; the template stays as loaded
+        with self._configured_lock:
+            self._configured.clear()  # the copies were made without it
 
     # ----- encoding -------------------------------------------------------------------------------
 
@@ -272,12 +305,10 @@ class Tokenizer:
             raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
 
         limit = max_length if max_length is not None else self.model_max_length
-        self._configure(limit, _PADDING[padding], _TRUNCATION[truncation], is_pair=text_pairs is not None)
-        # NOTE: like transformers, this sets padding/truncation on the shared Rust tokenizer before
-        # every call, so one Tokenizer must not be called from several threads at once.
+        backend = self._backend_for(limit, _PADDING[padding], _TRUNCATION[truncation], is_pair=text_pairs is not None)
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
         try:
-            encodings = self._encode_batch(inputs)
+            encodings = self._encode_batch(backend, inputs)
         except Exception as error:  # the Rust library raises a bare Exception
             if "Truncation error" not in str(error):
                 raise
@@ -316,9 +347,9 @@ class Tokenizer:
         for name, value in (("text", text), ("pair", pair)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-        self._configure(None, None, None, is_pair=pair is not None)
-        _check_unicode([text] if pair is None else [text, pair], "text")
-        return list(self.backend.encode(text, pair, add_special_tokens=add_special_tokens).tokens)
+        backend = self._backend_for(None, None, None, is_pair=pair is not None)
+        check_unicode([text] if pair is None else [text, pair], "text")
+        return list(backend.encode(text, pair, add_special_tokens=add_special_tokens).tokens)
 
     def decode(self, ids, skip_special_tokens: bool = False) -> str:
         """Token ids (a list, a 1-D tensor or array, or one int) -> text, as transformers decodes:
@@ -346,8 +377,8 @@ class Tokenizer:
         if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
             raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
         limit = max_length if max_length is not None else self.model_max_length
-        self._configure(limit, None, _TRUNCATION[truncation], is_pair=False)
-        return [encoding.ids for encoding in self._encode_batch(texts)]
+        backend = self._backend_for(limit, None, _TRUNCATION[truncation], is_pair=False)
+        return [encoding.ids for encoding in self._encode_batch(backend, texts)]
 
     def pad(self, id_lists: list[list[int]]) -> dict:
         """Single-text id lists (from `encode_each`) -> the dict `__call__(..., padding=True)` returns.
@@ -368,18 +399,23 @@ class Tokenizer:
             "attention_mask": torch.tensor(mask, dtype=torch.long).reshape(len(rows), T),
         }
 
-    def _encode_batch(self, inputs: list) -> list:
+    @staticmethod
+    def _encode_batch(backend: RustTokenizer, inputs: list) -> list:
         try:
-            return self.backend.encode_batch(inputs, add_special_tokens=True)
+            return backend.encode_batch(inputs, add_special_tokens=True)
         except TypeError:  # the library's only words for a lone surrogate: "TextEncodeInput must be ..."
             pairs = bool(inputs) and isinstance(inputs[0], tuple)
-            _check_unicode([item[0] for item in inputs] if pairs else inputs, "texts")
+            check_unicode([item[0] for item in inputs] if pairs else inputs, "texts")
             if pairs:
-                _check_unicode([item[1] for item in inputs], "text_pairs")
+                check_unicode([item[1] for item in inputs], "text_pairs")
             raise
 
-    def _configure(self, limit: int | None, padding: str | None, truncation: str | None, is_pair: bool) -> None:
-        if truncation is not None and limit is not None:
+    def _backend_for(self, limit: int | None, padding: str | None, truncation: str | None,
+                     is_pair: bool) -> RustTokenizer:
+        """The Rust tokenizer configured for this setting: a cached copy of `backend`, never
+        reconfigured once made, so that concurrent calls with other settings cannot change it."""
+        truncate = truncation is not None and limit is not None
+        if truncate:
             specials = self.backend.num_special_tokens_to_add(is_pair)
             # NOTE (deviation): below this, the tokenizers library silently skips truncation and
             # transformers passes that through; we refuse rather than return an untruncated batch.
@@ -388,19 +424,30 @@ class Tokenizer:
                     f"max_length={limit} leaves no room for text: {specials} special tokens are added "
                     f"to each {'pair' if is_pair else 'text'}"
                 )
-            self.backend.enable_truncation(limit, strategy=truncation, direction=self.truncation_side)
+        if padding == "max_length" and limit is None:
+            raise ValueError("padding='max_length' needs max_length: this tokenizer has no model_max_length")
+        key = (limit if truncate or padding == "max_length" else None, padding, truncation if truncate else None,
+               self.padding_side, self.truncation_side, self.lowercase_first)
+        with self._configured_lock:
+            backend = self._configured.get(key)
+            if backend is not None:
+                self._configured.move_to_end(key)
+                return backend
+        backend = RustTokenizer.from_str(self.backend.to_str())  # a copy: settings never leak back
+        if self.lowercase_first:
+            current = backend.normalizer
+            backend.normalizer = normalizers.Sequence([normalizers.Lowercase()] + ([current] if current is not None else []))
+        if truncate:
+            backend.enable_truncation(limit, strategy=truncation, direction=self.truncation_side)
         else:
-            self.backend.no_truncation()
-
-        if padding == "max_length":
-            if limit is None:
-                raise ValueError("padding='max_length' needs max_length: this tokenizer has no model_max_length")
-            self.backend.enable_padding(
-                pad_id=self.pad_token_id, pad_token=self.pad_token, length=limit, direction=self.padding_side
-            )
-        elif padding == "longest":
-            self.backend.enable_padding(
-                pad_id=self.pad_token_id, pad_token=self.pad_token, length=None, direction=self.padding_side
-            )
+            backend.no_truncation()
+        if padding is None:
+            backend.no_padding()
         else:
-            self.backend.no_padding()
+            backend.enable_padding(pad_id=self.pad_token_id, pad_token=self.pad_token,
+                                   length=limit if padding == "max_length" else None, direction=self.padding_side)
+        with self._configured_lock:
+            self._configured[key] = backend
+            while len(self._configured) > CONFIGURED_BACKENDS:
+                self._configured.popitem(last=False)
+        return backend

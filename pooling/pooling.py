@@ -25,6 +25,14 @@ import torch
 
 
 def _check_inputs(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> None:
+    for name, value in (("token_embeddings", token_embeddings), ("attention_mask", attention_mask)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}"
+                            + (" (convert it with torch.tensor(...))" if isinstance(value, (list, tuple)) else ""))
+    if not token_embeddings.dtype.is_floating_point:
+        raise TypeError(f"token_embeddings must hold floats, got dtype {token_embeddings.dtype}")
+    if attention_mask.dtype.is_complex:
+        raise TypeError(f"attention_mask must hold 1 (token) and 0 (padding), got dtype {attention_mask.dtype}")
     if token_embeddings.dim() != 3:
         raise ValueError(
             f"token_embeddings must be (B, T, D), got shape {tuple(token_embeddings.shape)}"
@@ -127,8 +135,28 @@ _LEGACY_FLAGS = {
 def pool(
     token_embeddings: torch.Tensor, attention_mask: torch.Tensor, modes: tuple[str, ...]
 ) -> torch.Tensor:
-    """Apply each pooling mode and concatenate the results. (B, T, D), (B, T) -> (B, len(modes) * D)."""
+    """Apply each pooling mode and concatenate the results. (B, T, D), (B, T) -> (B, len(modes) * D).
+
+    modes: names from POOLING_FUNCTIONS (sentence-transformers' names), e.g. ("mean",); one name
+    alone may be given as a str."""
+    modes = _checked_modes(modes, "modes")
+    _check_inputs(token_embeddings, attention_mask)
     return torch.cat([POOLING_FUNCTIONS[m](token_embeddings, attention_mask) for m in modes], dim=-1)
+
+
+def _checked_modes(modes, source: str) -> tuple[str, ...]:
+    """A mode name or a sequence of them -> a non-empty tuple of names this module implements."""
+    if isinstance(modes, str):
+        modes = (modes,)
+    if not isinstance(modes, (list, tuple)) or not all(isinstance(m, str) for m in modes):
+        raise TypeError(f"{source} must be a pooling mode name or a list of them "
+                        f"(valid: {list(POOLING_FUNCTIONS)}), got {modes!r:.60}")
+    if not modes:
+        raise ValueError(f"{source} names no pooling mode; give at least one of {list(POOLING_FUNCTIONS)}")
+    unknown = [m for m in modes if m not in POOLING_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"{source}: unknown pooling mode(s) {unknown}; valid modes are {list(POOLING_FUNCTIONS)}")
+    return tuple(modes)
 
 
 @dataclass(frozen=True)
@@ -149,11 +177,17 @@ class PoolingConfig:
         if path.is_dir():
             path = path / "config.json"
         if not path.is_file():
-            raise FileNotFoundError(f"no sentence-transformers pooling config at {path}")
+            # A broken symlink or a FIFO is there but unreadable: say so rather than "no config".
+            there = path.is_symlink() or path.exists()
+            raise (ValueError if there else FileNotFoundError)(
+                f"{path} is not a regular file (a broken symlink, FIFO or folder)" if there
+                else f"no sentence-transformers pooling config at {path}")
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
+        except PermissionError:
+            raise PermissionError(f"cannot read {path}: permission denied") from None
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "pooling config") -> PoolingConfig:
@@ -166,16 +200,25 @@ class PoolingConfig:
             raise ValueError(f"{source}: needs a positive integer word_embedding_dimension, got {dim!r}")
         if "pooling_mode" in raw:
             mode = raw["pooling_mode"]
-            modes = (mode,) if isinstance(mode, str) else tuple(mode)
+            # NOTE (deviation): sentence-transformers 6.2 accepts `"pooling_mode": []` and fails
+            # only at the first encode (torch.cat of nothing); an empty or null mode is refused here.
+            if mode is None or (isinstance(mode, (list, tuple)) and not mode):
+                raise ValueError(f"{source}: field \"pooling_mode\" is {json.dumps(mode)}, which names no pooling "
+                                 f"mode; give one of {list(POOLING_FUNCTIONS)}")
         else:
             # With no flag set, sentence-transformers falls back to mean pooling.
-            modes = tuple(m for flag, m in _LEGACY_FLAGS.items() if raw.get(flag, False)) or ("mean",)
-        unsupported = [m for m in modes if m not in POOLING_FUNCTIONS]
+            mode = [m for flag, m in _LEGACY_FLAGS.items() if raw.get(flag, False)] or ["mean"]
+        unsupported = [m for m in ([mode] if isinstance(mode, str) else mode if isinstance(mode, list) else [])
+                       if isinstance(m, str) and m in _LEGACY_FLAGS.values() and m not in POOLING_FUNCTIONS]
         if unsupported:
             raise ValueError(
                 f"{source}: pooling mode(s) {unsupported} are not implemented here; "
                 f"supported: {list(POOLING_FUNCTIONS)}"
             )
+        try:
+            modes = _checked_modes(mode, f"{source}: field \"pooling_mode\"")
+        except TypeError as error:
+            raise ValueError(str(error)) from None
         if raw.get("include_prompt") is False:
             raise ValueError(f"{source}: include_prompt=false (prompt exclusion) is not implemented here")
         return cls(word_embedding_dimension=dim, pooling_modes=modes)

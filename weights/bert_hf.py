@@ -10,6 +10,7 @@ The same rows, read the other way, write a minibert.BertForMaskedLM in BertForMa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -94,6 +95,24 @@ def checkpoint_prefix(tensors: dict[str, torch.Tensor]) -> str:
     """"bert." for checkpoints saved from a model with heads (BertForPreTraining, ...), where the
     encoder is the attribute `bert`; "" for a bare BertModel (all-MiniLM-L6-v2)."""
     return "bert." if any(key.startswith("bert.") for key in tensors) else ""
+
+
+def save_checkpoint(model: torch.nn.Module, model_dir: Path) -> None:
+    """Write config.json and model.safetensors as transformers' BertModel.save_pretrained does,
+    so that transformers, sentence-transformers and BertModel.from_pretrained read them back.
+    The key table is read backwards: every transform in it is `identity`."""
+    from safetensors.torch import save_file
+
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    table = BERT_TABLE + (POOLER_TABLE if model.pooler is not None else [])
+    state = model.state_dict()
+    # clone(): the fast path may have moved parameters into one shared buffer, and safetensors
+    # refuses tensors that share storage.
+    tensors = {row.source: state[row.target].detach().cpu().clone()
+               for row in expand_rows(table, i=range(model.config.num_hidden_layers))}
+    (model_dir / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2), encoding="utf-8")
+    save_file(tensors, str(model_dir / WEIGHTS_FILE), metadata={"format": "pt"})
 
 
 def has_pooler(tensors: dict[str, torch.Tensor]) -> bool:

@@ -18,6 +18,7 @@ import importlib.util
 import itertools
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -156,7 +157,7 @@ def checked_model_dir(path: Path) -> Path:
     """A directory with config.json and model.safetensors; anything else gets a precise error."""
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a directory; expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
-    if not (path / WEIGHTS_FILE).is_file():
+    if side_file(path / WEIGHTS_FILE) is None:
         pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt*")]
         if pickled:
             raise ValueError(
@@ -168,9 +169,36 @@ def checked_model_dir(path: Path) -> Path:
                 f"then point minicontext at {path}-safetensors."
             )
         raise FileNotFoundError(f"{path} has no {WEIGHTS_FILE}")
-    if not (path / CONFIG_FILE).is_file():
+    if side_file(path / CONFIG_FILE) is None:
         raise FileNotFoundError(f"{path} has no {CONFIG_FILE}")
     return path
+
+
+def side_file(path: Path) -> Path | None:
+    """`path` if a regular file is there; None if nothing at all is there (the file is optional).
+
+    Anything else under that name is an error naming it: a dangling symlink, a FIFO, a folder, a
+    device. A side file that is present but cannot be read must never be skipped quietly, which
+    would fall back to a default and change the model's output."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_symlink():  # is_file() follows links; this one leads nowhere
+        raise FileNotFoundError(f"{path} is a symlink to {os.readlink(path)!r}, which does not exist "
+                                "(a broken link: fix or remove it)")
+    if not path.exists():
+        return None
+    kind = ("a folder" if path.is_dir() else "a FIFO (named pipe)" if path.is_fifo() else
+            "a socket" if path.is_socket() else "a device file")
+    raise ValueError(f"{path} is {kind}, not a regular file; replace it with the file or remove it")
+
+
+def refuse_url(path, what: str) -> None:
+    """Say that a URL is not fetched, rather than let Path() turn "https://x" into "https:/x"."""
+    text = path if isinstance(path, str) else None
+    if text is not None and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
+        raise ValueError(f"{what} {text!r} is a URL; URLs are not fetched (minicontext never downloads "
+                         "anything): download the file yourself and pass its local path")
 
 
 # ----------------------------------------------------------------------------- verifying
@@ -211,10 +239,18 @@ def read_json(path: Path, expected: type = dict):
         value = json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except PermissionError:
+        raise PermissionError(f"cannot read {path}: permission denied") from None
     if not isinstance(value, expected):
         raise ValueError(f"{path}: expected a JSON {'object' if expected is dict else expected.__name__}, "
                          f"got {type(value).__name__}")
     return value
+
+
+def read_optional_json(path: Path) -> dict:
+    """The JSON object in an optional side file, {} when nothing is there; anything present but
+    unreadable raises (see side_file)."""
+    return read_json(path) if side_file(path) else {}
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -222,6 +258,11 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    try:
+        with open(path, "rb"):  # the Rust reader would call a permission problem corruption
+            pass
+    except PermissionError:
+        raise PermissionError(f"cannot read {path}: permission denied") from None
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:

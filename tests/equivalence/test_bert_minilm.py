@@ -103,3 +103,33 @@ def test_verify_command_reports_every_stage(capsys):
     printed = capsys.readouterr().out
     for stage in ["embeddings", "layer 1 attention", "layer 6 output", "pooler", "all stages within 1e-05"]:
         assert stage in printed
+
+
+@pytest.mark.parametrize("asked", [{}, {"output_hidden_states": True}, {"output_hidden_states": True, "output_attentions": True}],
+                         ids=["plain", "hidden_states", "hidden_states_and_attentions"])
+def test_outputs_index_like_transformers_model_output(bert_minilm, bert_minilm_reference, bert_minilm_batch, asked):
+    """out[0], out[i], out[:2], out["name"], keys, len, iteration and unpacking behave as
+    transformers' ModelOutput does: over the fields that are not None, in its order."""
+    with torch.no_grad():
+        ours = bert_minilm(**bert_minilm_batch, **asked)
+        reference = bert_minilm_reference(**bert_minilm_batch, **asked)
+    real = bert_minilm_batch["attention_mask"].bool()
+    assert list(ours.keys()) == [key for key in reference.keys() if key in ("last_hidden_state", "pooler_output",
+                                                                             "hidden_states", "attentions")]
+    assert len(ours) == len(ours.to_tuple()) == len(list(ours.keys())) and list(ours) == list(ours.keys())
+    first, second, *rest = ours  # unpacking gives the names, as with a ModelOutput (a dict)
+    assert (first, second) == ("last_hidden_state", "pooler_output") and len(rest) == len(ours) - 2
+    torch.testing.assert_close(ours[0][real], reference[0][real], rtol=MINILM_RTOL, atol=MINILM_ATOL)
+    torch.testing.assert_close(ours[1], reference[1], rtol=MINILM_RTOL, atol=MINILM_ATOL)
+    torch.testing.assert_close(ours["pooler_output"], reference["pooler_output"], rtol=MINILM_RTOL, atol=MINILM_ATOL)
+    assert ours[0] is ours.last_hidden_state and ours["last_hidden_state"] is ours.last_hidden_state
+    assert [t is u for t, u in zip(ours[:2], (ours.last_hidden_state, ours.pooler_output))] == [True, True]
+    if "output_hidden_states" in asked:
+        assert len(ours[2]) == len(reference[2]) == 7
+    absent = "attentions" if "output_attentions" not in asked else "no_such_field"  # None fields are not keys
+    with pytest.raises(KeyError):
+        ours[absent]
+    with pytest.raises(KeyError):
+        reference[absent]
+    with pytest.raises(IndexError):
+        ours[len(ours)]

@@ -225,3 +225,58 @@ def test_stateful_keeps_state_by_batch_position_across_batch_sizes(elmo_sentence
                     torch.testing.assert_close(outputs[call][row, :n], alone[:n], rtol=0,
                                                atol=BATCH_INVARIANCE_ATOL,
                                                msg=lambda m: f"call {call}, row {row}: {m}")
+
+
+# ----- AllenNLP's interfaces: get_output_dim, scalar_mix_parameters, ElmoEmbedder ----------------
+
+def test_get_output_dim_is_the_representation_width():
+    elmo = minielmo.Elmo.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    with torch.no_grad():
+        representation = elmo(batch_to_ids([["a", "b"]]))["elmo_representations"][0]
+    assert elmo.get_output_dim() == representation.shape[-1] == 32  # 2P, P = 16 in the tiny model
+
+
+def test_scalar_mix_parameters_fix_the_mix_as_in_allennlp(elmo_sentences):
+    """AllenNLP: Elmo(..., scalar_mix_parameters=s) mixes with softmax(s) and gamma 1, neither trained."""
+    parameters = [1.0, -2.0, 0.5]
+    elmo = minielmo.Elmo.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS,
+                                    num_output_representations=2, scalar_mix_parameters=parameters)
+    bilm_alone = BiLM.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    char_ids = batch_to_ids([sentence.split() for sentence in elmo_sentences[0][:4]])
+    with torch.no_grad():
+        output = elmo(char_ids)
+        layers = bilm_alone(char_ids)["activations"]
+    weights = torch.softmax(torch.tensor(parameters), dim=0)
+    expected = sum(w * layer for w, layer in zip(weights, layers))[:, 1:-1] * output["mask"].unsqueeze(-1)
+    for representation in output["elmo_representations"]:
+        torch.testing.assert_close(representation, expected, rtol=0, atol=SCALAR_MIX_ATOL)
+    assert not any(p.requires_grad for p in elmo.parameters())  # biLM frozen, mix fixed
+    with pytest.raises(ValueError, match="scalar_mix_parameters must be 3 finite numbers"):
+        minielmo.Elmo.from_files(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS, scalar_mix_parameters=[1.0, 2.0])
+
+
+def test_elmo_embedder_gives_every_layer_and_its_top_layer_is_the_tf_biLM(elmo_fixture_dir, elmo_sentences):
+    """embed_sentences: (L+1, T, 2P) per sentence, as AllenNLP's ElmoEmbedder: layer 0 the token
+    embedding (both halves equal), the top layer equal to the TF biLM's output."""
+    expected = expected_top_layers(elmo_fixture_dir)
+    embedder = minielmo.ElmoEmbedder(minielmo.FIXTURE_OPTIONS, minielmo.FIXTURE_WEIGHTS)
+    batch = [elmo_sentences[k][0].split() for k in range(3)]
+    embedded = list(embedder.embed_sentences(batch, batch_size=2))
+    for k, (sentence, layers) in enumerate(zip(batch, embedded)):
+        assert layers.shape == (3, len(sentence), 32)
+        torch.testing.assert_close(torch.from_numpy(layers[-1]), torch.from_numpy(expected[k][0]), rtol=0, atol=TF_BILM_ATOL)
+        torch.testing.assert_close(torch.from_numpy(layers[0][:, :16]), torch.from_numpy(layers[0][:, 16:]), rtol=0, atol=0)
+        alone = embedder.embed_sentence(sentence)  # a sentence alone equals it inside a batch
+        torch.testing.assert_close(torch.from_numpy(alone), torch.from_numpy(layers), rtol=0, atol=BATCH_INVARIANCE_ATOL)
+
+
+def test_elmo_embedder_edge_cases_and_errors():
+    embedder = minielmo.ElmoEmbedder(bilm=BiLM.from_pretrained("fixture"))
+    assert embedder.embed_sentence([]).shape == (3, 0, 32)
+    assert [a.shape for a in embedder.embed_batch([["a"], [], ["b", "c"]])] == [(3, 1, 32), (3, 0, 32), (3, 2, 32)]
+    with pytest.raises(TypeError, match="list of tokenised sentences"):
+        embedder.embed_sentence("The cat sat")
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        list(embedder.embed_sentences([["a"]], batch_size=0))
+    with pytest.raises(TypeError, match="needs both options_file and weight_file"):
+        minielmo.ElmoEmbedder(minielmo.FIXTURE_OPTIONS)

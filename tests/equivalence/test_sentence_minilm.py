@@ -75,16 +75,14 @@ def test_matches_sentence_transformers_in_caller_order_whatever_the_batch_size(o
 def test_unnormalised_vectors_match_transformer_plus_pooling(ours, reference):
     """An encoder without the Normalize stage (encoder.normalize = False, as for a modules.json
     without one) equals sentence-transformers' own Transformer and Pooling modules chained
-    without it; the deprecated normalize=False does the same, with a warning."""
+    without it."""
     without_normalize = SentenceTransformer(modules=[reference[0], reference[1]], device="cpu")
     texts = CORPUS[:9]  # the seed sentences, the long text, empty, blank, CJK, emoji
     expected = without_normalize.encode(texts, batch_size=1)
-    with pytest.warns(DeprecationWarning, match="normalize_embeddings"):
-        vectors = ours.encode(texts, batch_size=5, normalize=False)
+    plain = SentenceEncoder(ours.model, ours.tokenizer, ours.pooling_config, ours.max_seq_length, normalize=False)
+    vectors = plain.encode(texts, batch_size=5)
     assert_vectors_close(vectors, expected)
     assert not np.allclose(np.linalg.norm(vectors, axis=1), 1.0)  # really not normalised
-    plain = SentenceEncoder(ours.model, ours.tokenizer, ours.pooling_config, ours.max_seq_length, normalize=False)
-    assert_vectors_close(plain.encode(texts, batch_size=5), expected)
     assert_vectors_close(plain.encode(texts, normalize_embeddings=True),
                          expected / np.linalg.norm(expected, axis=1, keepdims=True))
 
@@ -129,9 +127,6 @@ def test_progress_bar_on_request_only(ours, capsys):
     ours.encode(iter(SEED_SENTENCES), show_progress_bar=True)  # N unknown: count and rate, no ETA
     bar = capsys.readouterr().err
     assert "encoding 4 texts" in bar and "texts/s" in bar and "ETA" not in bar
-    with pytest.warns(DeprecationWarning, match="show_progress_bar"):
-        ours.encode(["a"], show_progress=True)
-    assert "1/1 texts" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

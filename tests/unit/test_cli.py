@@ -105,14 +105,30 @@ def test_bad_usage_is_one_line_and_status_2(capsys, argv, message):
 # ----- texts from a file or stdin, vectors to a .npy file ------------------------------------------
 
 def test_similarity_reads_one_text_per_line_from_a_file_or_stdin(capsys, tmp_path, monkeypatch):
-    texts = ["a cat", "a kitten", "", "stock markets"]
+    texts = ["a cat", "a kitten", "", "stock markets", "  \t "]
     (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
     assert main(["similarity", "--file", str(tmp_path / "texts.txt")]) == 0
     from_file = capsys.readouterr().out
-    assert "4 texts" in from_file and parse_matrix(from_file).shape == (4, 4)
+    # The blank lines are skipped, as --help says: three texts, and no '' row.
+    assert "3 texts" in from_file and parse_matrix(from_file).shape == (3, 3) and "''" not in from_file
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(texts) + "\n"))
     assert main(["similarity", "--file", "-"]) == 0
     assert capsys.readouterr().out == from_file
+
+
+def test_blank_line_rule_is_stated_in_help(capsys):
+    for command, rule in (("similarity", "blank lines (empty or only spaces) are skipped"),
+                          ("encode", "blank ones included, so row i is line i")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert rule in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_file_of_blank_lines_is_one_line_error(capsys, tmp_path):
+    (tmp_path / "blank.txt").write_text("\n  \n\t\n", encoding="utf-8")
+    assert main(["similarity", "--file", str(tmp_path / "blank.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "no texts to compare (the file is empty or has only blank lines)" in err and err.count("\n") == 1
 
 
 def test_encode_writes_one_row_per_line_in_order(capsys, tmp_path):

@@ -6,6 +6,7 @@ files, malformed sentence-transformers side files, and output paths that cannot 
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -224,6 +225,83 @@ def test_invalid_json_in_a_side_file_names_it(sentence_dir, side_file):
     path.write_text("{not json")
     with pytest.raises(ValueError, match=rf"{path.name} is not valid JSON"):
         minibert.SentenceEncoder.from_pretrained(sentence_dir)
+
+
+SIDE_FILES = ["modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+              "1_Pooling/config.json", "tokenizer_config.json", "tokenizer.json", "config.json"]
+
+
+def _replace_with(path: Path, kind: str) -> None:
+    path.unlink()
+    if kind == "dangling symlink":
+        path.symlink_to(path.parent / "does-not-exist.json")
+    else:
+        os.mkfifo(path)  # opening it for reading would block forever: it must be refused unread
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "FIFO"])
+@pytest.mark.parametrize("side_file", SIDE_FILES)
+def test_a_side_file_present_but_unreadable_is_an_error_naming_it(sentence_dir, side_file, kind):
+    """Skipping it would load another model quietly (without modules.json: no Normalize, vectors
+    off by up to 1.09); the error must name the file instead."""
+    path = sentence_dir / side_file
+    assert path.exists(), f"the shipped model has no {side_file}"
+    _replace_with(path, kind)
+    expected = "is a symlink to .*, which does not exist" if kind == "dangling symlink" else r"is a FIFO|not a regular file"
+    with pytest.raises((ValueError, FileNotFoundError), match=rf"{path}\b.*({expected})") as raised:
+        minibert.SentenceEncoder.from_pretrained(sentence_dir)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "FIFO"])
+def test_weights_present_but_unreadable_are_named(sentence_dir, kind):
+    path = sentence_dir / "model.safetensors"
+    _replace_with(path, kind)
+    with pytest.raises((ValueError, FileNotFoundError), match=rf"{path}"):
+        minibert.SentenceEncoder.from_pretrained(sentence_dir)
+
+
+def test_unreadable_weights_say_permission_denied(sentence_dir, monkeypatch):
+    """chmod 000 does not stop root, which runs the tests, so the refusal is simulated where the
+    file is opened."""
+    import builtins
+
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if str(file).endswith("model.safetensors"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    with pytest.raises(PermissionError, match=r"cannot read .*model\.safetensors: permission denied"):
+        minibert.SentenceEncoder.from_pretrained(sentence_dir)
+
+
+@pytest.mark.parametrize("side_file", ["modules.json", "1_Pooling/config.json", "tokenizer_config.json"])
+def test_unreadable_side_files_say_permission_denied(sentence_dir, side_file, monkeypatch):
+    from pathlib import Path as PathClass
+
+    real_read_text = PathClass.read_text
+    target = sentence_dir / side_file
+
+    def refusing_read_text(self, *args, **kwargs):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(PathClass, "read_text", refusing_read_text)
+    with pytest.raises(PermissionError, match=rf"cannot read {target}: permission denied"):
+        minibert.SentenceEncoder.from_pretrained(sentence_dir)
+
+
+@pytest.mark.parametrize("which", ["options_file", "weight_file"])
+def test_an_elmo_url_says_urls_are_not_fetched(which):
+    url = "https://allennlp.s3.amazonaws.com/models/elmo/2x4096_512_2048cnn_2xhighway_options.json"
+    files = {"options_file": str(minielmo.FIXTURE_OPTIONS), "weight_file": str(minielmo.FIXTURE_WEIGHTS), which: url}
+    for build in (minielmo.Elmo, minielmo.ElmoEmbedder):
+        with pytest.raises(ValueError, match=rf"{which} '{url}' is a URL; URLs are not fetched"):
+            build(files["options_file"], files["weight_file"])
 
 
 # ----------------------------------------------------------------------------- unwritable outputs

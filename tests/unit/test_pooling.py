@@ -176,3 +176,56 @@ def test_config_reader_errors(tmp_path):
         pooling.PoolingConfig.from_dict({"word_embedding_dimension": 4, "pooling_mode_weightedmean_tokens": True})
     with pytest.raises(ValueError, match="word_embedding_dimension"):
         pooling.PoolingConfig.from_dict({"pooling_mode_mean_tokens": True})
+
+
+# ----- refused inputs: one clear line each -------------------------------------------------------
+
+def test_pool_refuses_an_unknown_mode_listing_the_valid_ones():
+    token_embeddings, mask, _ = _batch(8)
+    with pytest.raises(ValueError, match=r"unknown pooling mode\(s\) \['foo'\]; valid modes are \['cls', 'max', 'mean', "):
+        pooling.pool(token_embeddings, mask, ("mean", "foo"))
+    with pytest.raises(ValueError, match="names no pooling mode"):
+        pooling.pool(token_embeddings, mask, ())
+    with pytest.raises(TypeError, match="must be a pooling mode name or a list of them"):
+        pooling.pool(token_embeddings, mask, None)
+
+
+def test_pool_takes_one_mode_name_as_a_str():
+    token_embeddings, mask, _ = _batch(9)
+    torch.testing.assert_close(pooling.pool(token_embeddings, mask, "max"), pooling.max(token_embeddings, mask),
+                               rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "token_embeddings,mask,error,message",
+    [
+        (torch.zeros(2, 3, 4), [[1, 1, 0], [1, 0, 0]], TypeError, r"attention_mask must be a torch.Tensor, got list"),
+        ([[[0.0] * 4] * 3] * 2, torch.ones(2, 3), TypeError, r"token_embeddings must be a torch.Tensor, got list"),
+        (torch.zeros(2, 3, 4, dtype=torch.long), torch.ones(2, 3), TypeError, r"token_embeddings must hold floats"),
+        (torch.zeros(2, 3, 4), torch.ones(3, 2), ValueError, r"attention_mask must be \(B, T\)"),
+        (torch.zeros(2, 3), torch.ones(2, 3), ValueError, r"token_embeddings must be \(B, T, D\)"),
+    ],
+    ids=["mask_list", "embeddings_list", "integer_embeddings", "transposed_mask", "2d_embeddings"],
+)
+def test_pool_refuses_bad_inputs_in_one_line(token_embeddings, mask, error, message):
+    with pytest.raises(error, match=message) as raised:
+        pooling.pool(token_embeddings, mask, ("mean",))
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("mode", [[], None])
+def test_config_with_no_pooling_mode_is_refused_at_load_naming_file_and_field(tmp_path, mode):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"word_embedding_dimension": 4, "pooling_mode": mode}))
+    with pytest.raises(ValueError, match=rf"{path}: field \"pooling_mode\" is .* names no pooling mode"):
+        pooling.PoolingConfig.from_file(path)
+
+
+def test_config_with_an_unknown_mode_is_refused_naming_file_and_field(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"word_embedding_dimension": 4, "pooling_mode": ["mean", 3]}))
+    with pytest.raises(ValueError, match=rf"{path}: field \"pooling_mode\" must be a pooling mode name"):
+        pooling.PoolingConfig.from_file(path)
+    path.write_text(json.dumps({"word_embedding_dimension": 4, "pooling_mode": "avg"}))
+    with pytest.raises(ValueError, match=r"unknown pooling mode\(s\) \['avg'\]"):
+        pooling.PoolingConfig.from_file(path)

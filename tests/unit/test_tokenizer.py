@@ -387,3 +387,70 @@ def test_corrupt_tokenizer_config_is_a_value_error_naming_the_file(minilm_dir, t
     (tmp_path / "tokenizer_config.json").write_text("null")
     with pytest.raises(ValueError, match=r"tokenizer_config.json: expected a JSON object, got NoneType"):
         Tokenizer.from_pretrained(tmp_path)
+
+
+# ----- one tokenizer shared by threads ------------------------------------------------------------
+
+# Mixed per-call settings: each one would reconfigure a shared Rust tokenizer differently
+# (truncation length and strategy, padding to the longest or to a fixed length, none at all).
+THREAD_SETTINGS = [
+    dict(padding=True, truncation=True, max_length=8),
+    dict(padding="max_length", truncation=True, max_length=24),
+    dict(padding=True, truncation=False),
+    dict(padding=False, truncation=True, max_length=5, return_tensors=None),
+    dict(padding=True, truncation="longest_first", max_length=64),
+    dict(padding="max_length", truncation=True, max_length=12),
+    dict(padding=False, truncation=False, return_tensors=None),
+    dict(padding=True, truncation=True),
+]
+THREAD_ROUNDS = 40  # calls per thread: enough for the threads' calls to interleave many times
+
+
+def test_one_tokenizer_shared_by_8_threads_with_mixed_settings_equals_single_threaded(minilm_dir):
+    import threading
+
+    shared = Tokenizer.from_pretrained(minilm_dir)
+    texts = CORPUS[:-1] + ["word " * 80]
+    expected = [shared(texts, **options) for options in THREAD_SETTINGS]  # one thread, one call at a time
+    barrier = threading.Barrier(len(THREAD_SETTINGS))
+    results: dict[int, list] = {}
+
+    def work(index):
+        barrier.wait()  # start together so the calls overlap
+        results[index] = [shared(texts, **THREAD_SETTINGS[index]) for _ in range(THREAD_ROUNDS)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(THREAD_SETTINGS))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for index, options in enumerate(THREAD_SETTINGS):
+        for result in results[index]:
+            for key in KEYS:
+                if options.get("return_tensors", "pt") is None:
+                    assert result[key] == expected[index][key], f"{options}: {key} differs from single-threaded"
+                else:  # token ids are integers: identical or wrong
+                    torch.testing.assert_close(result[key], expected[index][key], rtol=0, atol=0,
+                                               msg=lambda m: f"{options}: {key}: {m}")
+
+
+def test_calls_never_reconfigure_the_template_backend(ours):
+    before = (ours.backend.padding, ours.backend.truncation)
+    ours(CORPUS, padding="max_length", truncation=True, max_length=9)
+    ours.encode_each(CORPUS, max_length=3)
+    ours.tokenize("a text")
+    assert (ours.backend.padding, ours.backend.truncation) == before
+
+
+def test_lowercasing_after_first_use_reaches_every_setting(minilm_dir, tmp_path):
+    """lowercase_before_normalizing changes the template; copies made before must not survive."""
+    folder = tmp_path / "cased"
+    shutil.copytree(minilm_dir, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, "do_lower_case": False}))
+    tokenizer = Tokenizer.from_pretrained(folder)
+    cased = tokenizer(["Bank BANK"])["input_ids"]
+    tokenizer.lowercase_before_normalizing()
+    lowered = tokenizer(["Bank BANK"])["input_ids"]
+    assert not torch.equal(cased, lowered)
+    assert tokenizer.tokenize("Bank BANK") == ["bank", "bank"]
