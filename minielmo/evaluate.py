@@ -18,7 +18,6 @@ the boundary target, </S> forward and <S> backward):
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import math
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 
 from .bilm import BiLM
+from .cli import OneLineParser
 from .characters import batch_to_ids
 from .config import ElmoConfig
 from .lm_head import SharedSoftmax
@@ -172,8 +172,7 @@ def corpus_report(bilm, head, vocab, corpus: Path, label: str) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minielmo.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser("python -m minielmo.evaluate", __doc__)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="a file, one sentence per line ('-' reads stdin): print its perplexity")
     what.add_argument("--corpus", help="a folder written by python -m minielmo.corpus: the full table")
@@ -181,8 +180,6 @@ def main(argv=None) -> None:
     source.add_argument("--model", default=None, help=f"a shipped model (default: {DEFAULT_MODEL})")
     source.add_argument("--run", help="a training run folder (its best.pt and model/vocab.txt)")
     parser.add_argument("--json", help="with --corpus: also write the results here")
-    parser.error = lambda message: (print(f"python -m minielmo.evaluate: error: {message} (see --help)",
-                                          file=sys.stderr), sys.exit(2))
     args = parser.parse_args(argv)
     try:
         bilm, head, vocab, label = load_model(args.model, Path(args.run) if args.run else None)

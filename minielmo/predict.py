@@ -12,12 +12,11 @@ word it predicts: that is what makes the task hard, and the states informative.
 
 from __future__ import annotations
 
-import argparse
-import sys
 
 import torch
 
 from .bilm import BiLM
+from .cli import OneLineParser
 from .characters import batch_to_ids
 from .lm_head import SharedSoftmax
 from .words import split_words
@@ -52,13 +51,10 @@ def main(argv=None) -> None:
     from .evaluate import load_model
     from .pretrained import DEFAULT_MODEL
 
-    parser = argparse.ArgumentParser(prog="python -m minielmo predict", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser("python -m minielmo predict", __doc__)
     parser.add_argument("text", help="some words; split as the training text was")
     parser.add_argument("--top", type=int, default=5, help="how many guesses per direction (default: %(default)s)")
     parser.add_argument("--model", default=None, help=f"a shipped model with an LM head (default: {DEFAULT_MODEL})")
-    parser.error = lambda message: (print(f"python -m minielmo predict: error: {message} (see --help)",
-                                          file=sys.stderr), sys.exit(2))
     args = parser.parse_args(argv)
     try:
         bilm, head, vocab, label = load_model(args.model)

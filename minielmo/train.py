@@ -33,7 +33,6 @@ module only calls BiLM.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -46,10 +45,11 @@ import torch
 from torch import nn
 
 from weights.common import sha256_of
-from weights.runs import (RunError, RunLock, StopRequests, check_identity, keep_log_until,
-                          load_checkpoint, save_checkpoint)
+from weights.runs import (Progress, RunError, RunLock, StopRequests, check_identity, keep_log_until,
+                          length_batches, load_checkpoint, restore, save_checkpoint)
 
 from .bilm import BiLM
+from .cli import OneLineParser
 from .characters import MAX_WORD_LENGTH, batch_to_ids, word_to_char_ids
 from .config import ElmoConfig
 from .lm_head import SharedSoftmax
@@ -169,31 +169,10 @@ class TokenArrays:
 
 
 def make_batches(lengths, seed: int, epoch: int, tokens_per_batch: int = TOKENS_PER_BATCH) -> list[list[int]]:
-    """Indices of sentences (given their lengths), grouped so that a batch holds sentences of
-    similar length (little padding), in an order fixed by (seed, epoch): a resumed run sees the
-    same batches."""
-    import random
-
+    """Sentences (or their lengths) -> batches of similar length, fixed by (seed, epoch):
+    weights.runs.length_batches, which the masked-LM trainer shares."""
     lengths = [len(s) if isinstance(s, (list, tuple)) else int(s) for s in lengths]
-    rng = random.Random(seed * 1000 + epoch)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    batches = []
-    # Sort within pools of shuffled sentences: similar lengths together, pools still random.
-    pool = 100 * max(1, tokens_per_batch // 20)
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
-        batch, longest = [], 0
-        for i in chunk:
-            longest = max(longest, lengths[i] + 2)
-            if batch and longest * (len(batch) + 1) > tokens_per_batch:
-                batches.append(batch)
-                batch, longest = [], lengths[i] + 2
-            batch.append(i)
-        if batch:
-            batches.append(batch)
-    rng.shuffle(batches)
-    return batches
+    return length_batches(lengths, seed, epoch, tokens_per_batch, boundary=2)  # + <S> </S>
 
 
 # -------------------------------------------------------------------------------------- loss
@@ -273,23 +252,6 @@ def learning_rate(step: int, progress: float) -> float:
     return LEARNING_RATE * warmup * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
 
 
-class Progress:
-    """One status line on stderr, rewritten in place: step, tokens/s, loss, ETA."""
-
-    def __init__(self, total_tokens: int, done_tokens: int):
-        self.total, self.start_tokens, self.start = total_tokens, done_tokens, time.time()
-
-    def show(self, step: int, tokens: int, forward_loss: float, backward_loss: float) -> float:
-        elapsed = time.time() - self.start
-        rate = (tokens - self.start_tokens) / max(elapsed, 1e-9)
-        eta = (self.total - tokens) / max(rate, 1e-9)
-        bar = "#" * int(30 * min(1.0, tokens / self.total))
-        print(f"\r[{bar:<30}] step {step} | {tokens:,}/{self.total:,} tokens | {rate:,.0f} tok/s | "
-              f"loss fwd {forward_loss:.3f} bwd {backward_loss:.3f} | ETA {eta / 60:.1f} min ",
-              end="", file=sys.stderr, flush=True)
-        return rate
-
-
 # ------------------------------------------------------------------------------------ the run
 
 
@@ -322,10 +284,6 @@ def train(corpus: Path, out: Path, size: str, total_tokens: int, seed: int, resu
             raise TrainingError(f"--device {device}: CUDA is not available on this machine")
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: ~1e-3 relative, fine for training
         torch.backends.cudnn.allow_tf32 = True
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise TrainingError(f"cannot create {out}: {error.strerror or error}") from None
     with RunLock(out), StopRequests() as stop:
         return _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_every, device,
                              bf16, patience, stop)
@@ -362,16 +320,8 @@ def _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_ever
     if resume and paths["checkpoint"].exists():
         state = load_checkpoint(paths["checkpoint"], ("bilm", "softmax", "optimizer", "run", "rng", *identity))
         check_identity(paths["checkpoint"], state, identity)
-        try:
-            bilm.load_state_dict(state["bilm"])
-            softmax.load_state_dict(state["softmax"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as error:
-            raise TrainingError(f"{paths['checkpoint']} does not fit size {size} with this vocabulary: "
-                                f"{str(error).splitlines()[0][:160]}") from None
-        torch.set_rng_state(state["rng"])
-        if device.startswith("cuda") and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
+        restore(paths["checkpoint"], state, {"bilm": bilm, "softmax": softmax, "optimizer": optimizer},
+                f"size {size} with this vocabulary", cuda=device.startswith("cuda"))
         run.update(state["run"])
         print(f"resumed from {paths['checkpoint']}: step {run['step']}, {run['tokens']:,} tokens",
               file=sys.stderr)
@@ -414,7 +364,7 @@ def _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_ever
               f"{valid['backward']:.1f}{' (best so far)' if improved else ''}", file=sys.stderr)
         run["stopped_early"] = run["epochs_since_best"] >= patience
 
-    progress = Progress(total_tokens, run["tokens"])
+    progress = Progress(total_tokens, run["tokens"], "tokens")
     started = time.time()
     bilm.train()
     softmax.train()
@@ -441,7 +391,8 @@ def _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_ever
                 forward_nll, backward_nll, n = outcome
                 run["step"], run["tokens"] = run["step"] + 1, run["tokens"] + n
                 forward_loss, backward_loss = forward_nll / n, backward_nll / n
-                rate = progress.show(run["step"], run["tokens"], forward_loss, backward_loss)
+                rate = progress.show(run["step"], run["tokens"],
+                                     f"loss fwd {forward_loss:.3f} bwd {backward_loss:.3f}")
                 log.write(json.dumps({"step": run["step"], "tokens": run["tokens"], "epoch": run["epoch"],
                                       "forward_loss": round(forward_loss, 4), "backward_loss": round(backward_loss, 4),
                                       "tokens_per_s": round(rate, 1), "lr": lr,
@@ -449,9 +400,7 @@ def _train_locked(corpus, out, size, total_tokens, seed, resume, checkpoint_ever
                 if run["step"] % checkpoint_every == 0 or stop.requested:
                     log.flush()
                     checkpoint()
-                if stop.requested:
-                    raise TrainingError(f"stopped by {stop.requested} at step {run['step']}; checkpoint "
-                                        f"written to {paths['checkpoint']}; continue with --resume")
+                stop.check(run["step"], paths["checkpoint"])
             if run["batch_in_epoch"] >= len(batches):
                 run["epoch"], run["batch_in_epoch"] = run["epoch"] + 1, 0
                 end_of_epoch(log)
@@ -483,8 +432,7 @@ def export_model(bilm: BiLM, softmax: SharedSoftmax, vocab: Vocabulary, folder: 
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minielmo.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser("python -m minielmo.train", __doc__)
     parser.add_argument("--corpus", default="corpus",
                         help="folder written by python -m minielmo.corpus (default: %(default)s)")
     parser.add_argument("--out", default="elmo_run",

@@ -1,4 +1,5 @@
-"""The files of a training run: checkpoints that survive any kill, a lock, a log kept step-unique.
+"""What both trainers share: the files of a training run (checkpoints that survive any kill, a
+lock, a log kept step-unique), the batches of similar-length sentences, and the progress line.
 
 Both trainers (minielmo/train.py for the biLM, minibert/train_mlm.py for the masked LM) keep their
 run folder with these functions, so a run can be killed at any moment (Ctrl-C, SIGTERM, the
@@ -25,7 +26,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -84,6 +88,19 @@ def load_checkpoint(path: Path, required: tuple[str, ...]) -> dict:
     return state
 
 
+def restore(path: Path, state: dict, parts: dict, what: str, cuda: bool = False) -> None:
+    """Load each part (a module or optimizer) from state[its key], then the random number
+    generators the run saved; a state that does not fit is one RunError line naming `what`."""
+    try:
+        for key, part in parts.items():
+            part.load_state_dict(state[key])
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise RunError(f"{path} does not fit {what}: {str(error).splitlines()[0][:160]}") from None
+    torch.set_rng_state(state["rng"])
+    if cuda and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"])
+
+
 def check_identity(path: Path, saved: dict, expected: dict) -> None:
     """Refuse to resume when anything the checkpoint depends on differs, naming every difference."""
     differences = [f"{key} {saved.get(key)!r} in the checkpoint, {value!r} now"
@@ -94,13 +111,18 @@ def check_identity(path: Path, saved: dict, expected: dict) -> None:
 
 
 class RunLock:
-    """`with RunLock(folder):` holds folder/LOCK (with this process id) for the run's lifetime.
+    """`with RunLock(folder):` creates the folder if needed and holds folder/LOCK (with this
+    process id) for the run's lifetime.
     A lock left by a process that no longer exists is taken over; a live one is refused."""
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / "LOCK"
 
     def __enter__(self) -> "RunLock":
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"cannot create {self.path.parent}: {error.strerror or error}") from None
         for _ in range(2):
             try:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -151,6 +173,13 @@ class StopRequests:
             raise KeyboardInterrupt
         self.requested = signal.Signals(number).name
 
+    def check(self, step: int, checkpoint: Path) -> None:
+        """Called after a requested stop's checkpoint is written: stop with the one line that says
+        how to continue."""
+        if self.requested:
+            raise RunError(f"stopped by {self.requested} at step {step}; checkpoint written to {checkpoint}; "
+                           f"continue with --resume")
+
     def __enter__(self) -> "StopRequests":
         self._previous = {}
         for number in (signal.SIGINT, signal.SIGTERM):
@@ -179,3 +208,47 @@ def keep_log_until(path: Path, step: int) -> None:
         if record.get("step", 0) <= step:
             kept.append(line)
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def length_batches(lengths, seed: int, epoch: int, tokens_per_batch: int, boundary: int = 2) -> list[list[int]]:
+    """Indices of sentences (given their lengths), grouped so that a batch holds sentences of
+    similar length (little padding) and at most `tokens_per_batch` positions counting `boundary`
+    extra positions per sentence (<S> </S>, or [CLS] [SEP]); in an order fixed by (seed, epoch),
+    so a resumed run sees the same batches."""
+    rng = random.Random(seed * 1000 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    # Sort within pools of shuffled sentences: similar lengths together, pools still random.
+    pool = 100 * max(1, tokens_per_batch // 20)
+    for start in range(0, len(order), pool):
+        batch, longest = [], 0
+        for i in sorted(order[start:start + pool], key=lambda i: lengths[i]):
+            length = int(lengths[i]) + boundary
+            if batch and max(longest, length) * (len(batch) + 1) > tokens_per_batch:
+                batches.append(batch)
+                batch, longest = [], 0
+            batch.append(i)
+            longest = max(longest, length)
+        if batch:
+            batches.append(batch)
+    rng.shuffle(batches)
+    return batches
+
+
+class Progress:
+    """One status line on stderr, rewritten in place: a bar, the step, how much of the run is done
+    (in `unit`s), the rate since this process started, what the trainer adds, and the ETA."""
+
+    def __init__(self, total: int, done: int, unit: str):
+        self.total, self.start_done, self.unit, self.start = total, done, unit, time.time()
+
+    def show(self, step: int, done: int, *details: str) -> float:
+        """Redraw the line; returns the rate in units per second."""
+        rate = (done - self.start_done) / max(time.time() - self.start, 1e-9)
+        eta = (self.total - done) / max(rate, 1e-9)
+        bar = "#" * int(30 * min(1.0, done / max(1, self.total)))
+        print(f"\r[{bar:<30}] step {step} | {done:,}/{self.total:,} {self.unit} | {rate:,.0f} {self.unit}/s | "
+              + "".join(f"{d} | " for d in details) + f"ETA {max(0.0, eta) / 60:.1f} min ",
+              end="", file=sys.stderr, flush=True)
+        return rate

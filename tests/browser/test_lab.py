@@ -160,7 +160,7 @@ def test_the_page_shows_the_sentences_and_the_elmo_label(page, lab):
         assert sentence in legend
     marks = [m.text for m in page.find_elements("css selector", "#legend mark")]
     assert [m.lower() for m in marks] == [WORD] * len(SENTENCES)
-    assert lab_module.elmo_label(lab.elmo_name) in page.find_element("id", "matrices").text
+    assert lab_module.elmo_description(lab.elmo_name) in page.find_element("id", "matrices").text
 
 
 def test_the_screenshot(page, tmp_path):

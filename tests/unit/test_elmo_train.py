@@ -14,6 +14,7 @@ import minielmo
 from minielmo import train as training
 from minielmo.corpus import build_vocab
 from minielmo.words import split_words
+from weights import runs
 from weights.elmo_export import export
 
 SLICE = Path(__file__).parents[1] / "fixtures" / "text_slice"
@@ -96,7 +97,7 @@ def test_resumed_run_equals_an_uninterrupted_run(corpus, tmp_path, monkeypatch):
         return show(self, step, *args)
 
     monkeypatch.setattr(training.Progress, "show", show_then_terminate)
-    with pytest.raises(training.TrainingError, match="stopped by SIGTERM at step 2.*--resume"):
+    with pytest.raises(runs.RunError, match="stopped by SIGTERM at step 2.*--resume"):
         training.train(corpus, tmp_path / "split", "tiny", 6000, seed=1, resume=False, checkpoint_every=100)
     monkeypatch.setattr(training.Progress, "show", show)
     resumed = training.train(corpus, tmp_path / "split", "tiny", 6000, seed=1, resume=True,

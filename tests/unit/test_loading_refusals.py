@@ -299,7 +299,7 @@ def test_unreadable_side_files_say_permission_denied(sentence_dir, side_file, mo
 def test_an_elmo_url_says_urls_are_not_fetched(which):
     url = "https://allennlp.s3.amazonaws.com/models/elmo/2x4096_512_2048cnn_2xhighway_options.json"
     files = {"options_file": str(minielmo.FIXTURE_OPTIONS), "weight_file": str(minielmo.FIXTURE_WEIGHTS), which: url}
-    for build in (minielmo.Elmo, minielmo.ElmoEmbedder):
+    for build in (minielmo.Elmo, minielmo.ElmoEmbedder, minielmo.BiLM.from_files):
         with pytest.raises(ValueError, match=rf"{which} '{url}' is a URL; URLs are not fetched"):
             build(files["options_file"], files["weight_file"])
 
