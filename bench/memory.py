@@ -80,7 +80,7 @@ def child(mode: str, n: int, words: int, batch_size: int, device: str, threads: 
 
     encoder = minibert.SentenceEncoder.from_pretrained(MODEL, device=device)
     if mode == "encode-no-trim":
-        sentence._MALLOC_TRIM = None  # release_free_memory() then does nothing
+        sentence.MALLOC_TRIM = None  # release_free_memory() then does nothing
     if mode == "tokenize-all":
         texts = list(long_texts(n, words))
         rss_before, start = current_rss_mb(), time.perf_counter()
@@ -88,7 +88,7 @@ def child(mode: str, n: int, words: int, batch_size: int, device: str, threads: 
         return _row(mode, n, rss_before, start)
     if mode == "tokenize-chunks":
         rss_before, start = current_rss_mb(), time.perf_counter()
-        for chunk in sentence._chunks(long_texts(n, words), batch_size * sentence.CHUNK_BATCHES):
+        for chunk in sentence.chunks(long_texts(n, words), batch_size * sentence.CHUNK_BATCHES):
             encoder.tokenized_batches(chunk, batch_size)
         return _row(mode, n, rss_before, start)
     encoder.encode(list(long_texts(WARM_UP_TEXTS, words, seed=1)), batch_size=batch_size)

@@ -306,7 +306,7 @@ class SentenceEncoder(nn.Module):
         embed = functools.partial(self._embed_batch, normalize=normalize, tokens=tokens)
         results: list = []
         with torch.inference_mode():
-            for chunk in _chunks(texts, batch_size * CHUNK_BATCHES):
+            for chunk in chunks(texts, batch_size * CHUNK_BATCHES):
                 batches, id_lists = self._grouped_ids([prompt + text for text in chunk] if prompt else chunk, batch_size)
                 # The model runs several batches in parallel, one thread each (see fast.map_batches);
                 # each batch is padded in its worker, so padded ids exist only while embedded.
@@ -457,7 +457,9 @@ def _glibc_malloc_trim():
         return None
 
 
-_MALLOC_TRIM = _glibc_malloc_trim()
+# Set to None to keep freed memory in the process (bench/memory.py's "encode-no-trim" does, to
+# measure what the trim is worth).
+MALLOC_TRIM = _glibc_malloc_trim()
 
 
 def release_free_memory() -> None:
@@ -467,11 +469,11 @@ def release_free_memory() -> None:
     glibc keeps freed blocks in per-thread arenas for reuse; the batch worker threads leave their
     activations there, so without a trim the process stays at its peak after encode returns, and
     the arenas fragment as chunks go by. bench/MEMORY.md measures the difference."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
 
 
-def _chunks(texts: Iterable, size: int) -> Iterator[list[str]]:
+def chunks(texts: Iterable, size: int) -> Iterator[list[str]]:
     """Lists of up to `size` texts, read lazily from any iterable; each item checked to be a str."""
     chunk: list[str] = []
     for i, text in enumerate(texts):

@@ -181,19 +181,18 @@ def main(argv=None) -> None:
     source.add_argument("--run", help="a training run folder (its best.pt and model/vocab.txt)")
     parser.add_argument("--json", help="with --corpus: also write the results here")
     args = parser.parse_args(argv)
-    try:
+    try:  # the inputs first, then the model: a wrong path is said before a slow load
+        if args.text:
+            lines = (sys.stdin.read() if args.text == "-" else Path(args.text).read_text(encoding="utf-8")).splitlines()
+        else:
+            corpus = Path(args.corpus)
+            for name in ("train.txt", "heldout.txt"):
+                if not (corpus / name).is_file():
+                    raise FileNotFoundError(f"{corpus / name} not found; build it with python -m minielmo.corpus --out {corpus}")
         bilm, head, vocab, label = load_model(args.model, Path(args.run) if args.run else None)
         if args.text:
-            if args.text == "-":
-                lines = sys.stdin.read().splitlines()
-            else:
-                lines = Path(args.text).read_text(encoding="utf-8").splitlines()
             print(json.dumps(text_perplexity(bilm, head, vocab, lines)))
             return
-        corpus = Path(args.corpus)
-        for name in ("train.txt", "heldout.txt"):
-            if not (corpus / name).is_file():
-                raise FileNotFoundError(f"{corpus / name} not found; build it with python -m minielmo.corpus --out {corpus}")
         results = corpus_report(bilm, head, vocab, corpus, label)
     except (OSError, ValueError) as error:
         message = f"{error.filename}: {error.strerror}" if isinstance(error, OSError) and error.strerror else error
