@@ -31,7 +31,7 @@ from minibert.attention import explore
 
 from lessons import data, plots, stats, wordnet
 from lessons.common import (
-    DEFAULT_MODEL, LessonError, format_table, load_bert, parameters, prepare_out, progress, run_notebook,
+    DEFAULT_MODEL, LessonError, format_table, load_bert, parameters, progress, run_notebook,
     sample_size,
 )
 
@@ -210,8 +210,7 @@ def lesson(out: Path, sentences: list[str] | None = None, layer: int | None = No
 
 # %% Parameters (python -m lessons attention sets them; edit them here in a notebook)
 if __name__ == "__main__":
-    P = parameters(globals(), out="lesson_output", sentences=None, layer=None, head=None, seed=SEED, pairs=None)
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output", sentences=None, layer=None, head=None, seed=SEED, pairs=None)
     sentences = P["sentences"]
     layer = P["layer"]
     head = P["head"]

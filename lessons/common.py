@@ -256,6 +256,15 @@ def interval(value: float, ci: tuple[float, float]) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
+def text_or_default(text: str | None, default: str, empty_error: str) -> str:
+    """The learner's `text`, or `default` when none was given; a blank text raises
+    LessonError(empty_error) rather than run the lesson on nothing."""
+    text = default if text is None else text
+    if not text.strip():
+        raise LessonError(empty_error)
+    return text
+
+
 def short(text: str, width: int = 38) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -369,11 +378,14 @@ def run_notebook(module: str, **parameters) -> dict:
     return runpy.run_path(path, init_globals={"PARAMETERS": parameters}, run_name="__main__")["RESULT"]
 
 
-def parameters(namespace: dict, **defaults) -> dict:
-    """The defaults of a lesson's parameters cell, updated with what run_notebook passed."""
+def parameters(namespace: dict, **defaults) -> tuple[dict, Path]:
+    """(P, out): the defaults of a lesson's parameters cell (one of them `out`), updated with what
+    run_notebook passed, and the output folder P["out"] made ready by prepare_out, so that a bad
+    folder stops the lesson before any model runs."""
     unknown = set(namespace.get("PARAMETERS", {})) - set(defaults)
     if unknown:
         raise LessonError(f"unknown lesson parameters: {sorted(unknown)}")
     if quick():
         print(f"QUICK MODE ({QUICK_ENV}=1): small samples, so the numbers below are rough\n")
-    return {**defaults, **namespace.get("PARAMETERS", {})}
+    chosen = {**defaults, **namespace.get("PARAMETERS", {})}
+    return chosen, prepare_out(chosen["out"])

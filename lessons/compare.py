@@ -24,7 +24,7 @@ import torch
 
 from lessons import data, plots
 from lessons.common import (
-    DEFAULT_MODEL, elmo_label, format_table, interval, load_bert, load_elmo_bilm, parameters, prepare_out, progress,
+    DEFAULT_MODEL, elmo_label, format_table, interval, load_bert, load_elmo_bilm, parameters, progress,
     run_notebook, simple_words,
 )
 from lessons.glove import load_glove
@@ -140,8 +140,7 @@ def lesson(out: Path) -> dict:
 
 # %% Parameters (python -m lessons compare sets them; edit them here in a notebook)
 if __name__ == "__main__":
-    P = parameters(globals(), out="lesson_output")
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output")
 
 # %% 1. Load the models and the layers lesson's WordNet measurements (cached)
 if __name__ == "__main__":

@@ -5,13 +5,9 @@ are both present. These few sentences illustrate; the measurements with confiden
 on WordNet's example sentences (lessons/wordnet.py).
 """
 
-# The seed lesson's four sentences (also minibert's default `similarity` job).
-SEED_SENTENCES = [
-    "The bank approved my loan application.",
-    "We sat on the bank of the river.",
-    "I need to bank this money quickly.",
-    "The investment bank offers great returns.",
-]
+# The seed lesson's four sentences: those of minibert's default `similarity` job, taken from there
+# so that the lesson and `python -m minibert similarity` show the same matrix.
+from minibert.__main__ import SEED_SENTENCES
 
 # word -> {sense: [sentences]}
 POLYSEMY = {
@@ -75,10 +71,7 @@ def sentences_and_senses(word: str) -> tuple[list[str], list[str]]:
 
 # The similarity lesson: a small collection to search with a query typed on the command line.
 SEARCH_CORPUS = [
-    "The bank approved my loan application.",
-    "We sat on the bank of the river.",
-    "I need to bank this money quickly.",
-    "The investment bank offers great returns.",
+    *SEED_SENTENCES,
     "Interest rates rose for the third time this year.",
     "The stock market fell sharply after the announcement.",
     "She saved a little money from every paycheck.",

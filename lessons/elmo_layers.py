@@ -27,7 +27,7 @@ import torch
 from lessons import data, plots
 from lessons.common import (
     cosine_matrix, elmo_label, elmo_word_vectors, format_table, load_elmo_bilm, parameters,
-    prepare_out, run_notebook, sense_separation, simple_words, word_index,
+    run_notebook, sense_separation, simple_words, word_index,
 )
 from lessons.static_vs_contextual import chosen_words, separable
 
@@ -145,8 +145,7 @@ def lesson(out: Path, word: str | None = None, sentences: list[str] | None = Non
 if __name__ == "__main__":
     import minielmo
 
-    P = parameters(globals(), out="lesson_output", word=None, sentences=None, senses=None)
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output", word=None, sentences=None, senses=None)
     word, sentences, labels = chosen_words(P["word"] or (None if P["sentences"] else "bank"), P["sentences"],
                                            P["senses"])[0]
 

@@ -44,7 +44,7 @@ import torch
 
 from lessons import plots, stats, wordnet
 from lessons.common import (
-    ELMO_WORDS, elmo_label, format_table, interval, load_bert, load_elmo_bilm, measure_cache, parameters, prepare_out,
+    ELMO_WORDS, elmo_label, format_table, interval, load_bert, load_elmo_bilm, measure_cache, parameters,
     progress, run_notebook, sample_size, simple_word_spans, text_hash, unit, weights_hash,
     bert_span_vectors,
 )
@@ -543,8 +543,7 @@ def lesson(out: Path, seed: int = SEED) -> dict:
 
 # %% Parameters (python -m lessons layers sets them; edit them here in a notebook)
 if __name__ == "__main__":
-    P = parameters(globals(), out="lesson_output", seed=SEED)
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output", seed=SEED)
 
 # %% 1. Load the data: WordNet example sentences, sampled with a fixed seed
 if __name__ == "__main__":

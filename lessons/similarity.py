@@ -17,8 +17,8 @@ import numpy as np
 
 from lessons import data, plots
 from lessons.common import (
-    DEFAULT_MODEL, LessonError, cosine_matrix, format_table, load_sentence_encoder, parameters, prepare_out,
-    run_notebook, short,
+    DEFAULT_MODEL, cosine_matrix, format_table, load_sentence_encoder, parameters, run_notebook, short,
+    text_or_default,
 )
 
 
@@ -66,15 +66,12 @@ def lesson(out: Path, query: str | None = None) -> dict:
 
 # %% Parameters (python -m lessons similarity sets them; edit them here in a notebook)
 if __name__ == "__main__":
-    P = parameters(globals(), out="lesson_output", query=None)
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output", query=None)
     query = P["query"]
 
 # %% 1. The seed's sentences: cosine matrix and nearest neighbours
 if __name__ == "__main__":
-    query = data.DEFAULT_QUERY if query is None else query
-    if not query.strip():
-        raise LessonError("the --query is empty: type what you are looking for")
+    query = text_or_default(query, data.DEFAULT_QUERY, "the --query is empty: type what you are looking for")
     encoder = load_sentence_encoder()
     sentences = data.SEED_SENTENCES
     sims = cosine_matrix(encoder.encode(sentences))

@@ -27,7 +27,7 @@ import numpy as np
 from lessons import data, plots
 from lessons.common import (
     LessonError, bert_word_vectors, cosine_matrix, elmo_label, elmo_word_vectors, format_table, load_bert,
-    load_elmo_bilm, parameters, pca_2d, prepare_out, run_notebook, sense_separation, simple_words, unit, word_index,
+    load_elmo_bilm, parameters, pca_2d, run_notebook, sense_separation, simple_words, unit, word_index,
 )
 from lessons.glove import load_glove
 
@@ -173,8 +173,7 @@ def plot_pca(results, out: Path) -> list[Path]:
 
 # %% Parameters (python -m lessons static-vs-contextual sets them; edit them here in a notebook)
 if __name__ == "__main__":
-    P = parameters(globals(), out="lesson_output", word=None, sentences=None, senses=None)
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output", word=None, sentences=None, senses=None)
     words = chosen_words(P["word"], P["sentences"], P["senses"])
 
 # %% 1. GloVe: one vector per word type, whatever the sentence

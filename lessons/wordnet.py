@@ -18,6 +18,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -68,44 +69,44 @@ def _parse_data_line(line: str, pos: str) -> Synset:
     return Synset(int(fields[0]), pos, int(fields[1]), lemmas, definition, examples)
 
 
+def _records(name: str) -> Iterator[str]:
+    """The lines of the WordNet file `name` after its licence header, whose lines start with two
+    spaces (data.* and index.* have one; the .exc files have none)."""
+    with open(wordnet_dir() / name, encoding="utf-8") as handle:
+        for line in handle:
+            if not line.startswith("  "):
+                yield line
+
+
 @lru_cache(maxsize=None)
 def synsets(pos: str) -> dict[int, Synset]:
     """offset -> Synset for pos "n" or "v", in file order."""
-    path = wordnet_dir() / f"data.{POS_FILES[pos]}"
     found = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.startswith("  "):  # the licence header lines start with two spaces
-                synset = _parse_data_line(line, pos)
-                found[synset.offset] = synset
+    for line in _records(f"data.{POS_FILES[pos]}"):
+        synset = _parse_data_line(line, pos)
+        found[synset.offset] = synset
     return found
 
 
 @lru_cache(maxsize=None)
 def senses(pos: str) -> dict[str, tuple[int, ...]]:
     """lemma -> its synset offsets, most frequent sense first (index.noun / index.verb)."""
-    path = wordnet_dir() / f"index.{POS_FILES[pos]}"
     found = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("  "):
-                continue
-            fields = line.split()
-            n_synsets = int(fields[2])
-            found[fields[0]] = tuple(int(o) for o in fields[-n_synsets:])
+    for line in _records(f"index.{POS_FILES[pos]}"):
+        fields = line.split()
+        n_synsets = int(fields[2])
+        found[fields[0]] = tuple(int(o) for o in fields[-n_synsets:])
     return found
 
 
 @lru_cache(maxsize=None)
 def exceptions(pos: str) -> dict[str, tuple[str, ...]]:
     """base form -> irregular inflected forms (noun.exc, verb.exc: "ran run" etc.)."""
-    path = wordnet_dir() / f"{POS_FILES[pos]}.exc"
     inflected: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            form, *bases = line.split()
-            for base in bases:
-                inflected.setdefault(base, []).append(form)
+    for line in _records(f"{POS_FILES[pos]}.exc"):
+        form, *bases = line.split()
+        for base in bases:
+            inflected.setdefault(base, []).append(form)
     return {base: tuple(forms) for base, forms in inflected.items()}
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from lessons import plots, stats, wordnet
 from lessons.common import (
-    DEFAULT_MODEL, format_table, interval, load_sentence_encoder, parameters, prepare_out, run_notebook,
+    DEFAULT_MODEL, format_table, interval, load_sentence_encoder, parameters, run_notebook,
     sample_size, short,
 )
 
@@ -108,8 +108,7 @@ def lesson(out: Path, seed: int = SEED) -> dict:
 
 # %% Parameters (python -m lessons wsd sets them; edit them here in a notebook)
 if __name__ == "__main__":
-    P = parameters(globals(), out="lesson_output", seed=SEED)
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output", seed=SEED)
     seed = P["seed"]
 
 # %% 1. Load the test sentences and every candidate definition

@@ -30,7 +30,7 @@ import numpy as np
 from lessons import data, plots, stats, wordnet
 from lessons.common import (
     DEFAULT_MODEL, LessonError, cosine_matrix, format_table, interval, load_sentence_encoder, parameters,
-    prepare_out, run_notebook, sample_size, softmax,
+    run_notebook, sample_size, softmax, text_or_default,
 )
 
 SEED = 0
@@ -134,16 +134,13 @@ def lesson(out: Path, text: str | None = None, seed: int = SEED, labels: list[st
 
 # %% Parameters (python -m lessons zero-shot sets them; edit them here in a notebook)
 if __name__ == "__main__":
-    P = parameters(globals(), out="lesson_output", text=None, seed=SEED, labels=None)
-    out = prepare_out(P["out"])
+    P, out = parameters(globals(), out="lesson_output", text=None, seed=SEED, labels=None)
     text, seed = P["text"], P["seed"]
     evaluate = text is None  # a text of the learner's own: answer it, skip the one-minute evaluation
 
 # %% 1. The seed's example: one text, four labels, two phrasings
 if __name__ == "__main__":
-    text = data.ZERO_SHOT_TEXT if text is None else text
-    if not text.strip():
-        raise LessonError("the --text to classify is empty")
+    text = text_or_default(text, data.ZERO_SHOT_TEXT, "the --text to classify is empty")
     labels = [label.strip() for label in P["labels"]] if P["labels"] else data.ZERO_SHOT_LABELS
     if len(labels) < 2 or any(not label for label in labels) or len(set(labels)) < len(labels):
         raise LessonError(f"--labels needs two or more different, non-empty labels, got {labels}")

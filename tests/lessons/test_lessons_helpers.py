@@ -134,13 +134,27 @@ def test_weights_hash_changes_with_any_weight():
     assert weights_hash(layer) != before and weights_hash(np.zeros(3)) != weights_hash(np.zeros(4))
 
 
-def test_notebook_parameters_refuse_unknown_names():
+def test_notebook_parameters_refuse_unknown_names_and_prepare_out(tmp_path):
     from lessons.common import LessonError, parameters
 
-    assert parameters({}, out="x", seed=0) == {"out": "x", "seed": 0}
-    assert parameters({"PARAMETERS": {"seed": 3}}, out="x", seed=0) == {"out": "x", "seed": 3}
+    folder = tmp_path / "x"
+    assert parameters({}, out=folder, seed=0) == ({"out": folder, "seed": 0}, folder)
+    assert folder.is_dir()  # prepared before any model runs
+    assert parameters({"PARAMETERS": {"seed": 3}}, out=folder, seed=0)[0] == {"out": folder, "seed": 3}
     with pytest.raises(LessonError, match="unknown lesson parameters"):
-        parameters({"PARAMETERS": {"sede": 3}}, out="x", seed=0)
+        parameters({"PARAMETERS": {"sede": 3}}, out=folder, seed=0)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(LessonError, match="exists and is not a folder"):
+        parameters({"PARAMETERS": {"out": tmp_path / "file"}}, out=folder, seed=0)
+
+
+def test_text_or_default_refuses_blank_text():
+    from lessons.common import LessonError, text_or_default
+
+    assert text_or_default(None, "the example", "empty") == "the example"
+    assert text_or_default("mine", "the example", "empty") == "mine"
+    with pytest.raises(LessonError, match="^the text is empty$"):
+        text_or_default("  ", "the example", "the text is empty")
 
 
 def test_bert_span_vectors_match_one_sentence_at_a_time():
