@@ -267,16 +267,13 @@ class BertModel(nn.Module):
         as for `.to()`, default the CPU. See `weights.resolve` for the names and places searched.
         The report of what was loaded and ignored is kept as `model.load_report`."""
         dtype = _floating_dtype(dtype)
-        from weights import bert_hf, resolve  # lazy: the modules themselves never touch a file
-        from weights.common import without_random_init
+        from weights import bert_hf  # lazy: the modules themselves never touch a file
 
-        model_dir = resolve(name_or_dir)
-        config = BertConfig.from_json(model_dir / "config.json")
-        tensors = bert_hf.read_checkpoint(model_dir)
-        with without_random_init():  # every value is overwritten next
-            model = cls(config, add_pooler=bert_hf.has_pooler(tensors))
-        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir / "model.safetensors"))
-        return model.to(device=device, dtype=dtype).eval()
+        def build(config, tensors):
+            return cls(config, add_pooler=bert_hf.has_pooler(tensors))
+
+        return bert_hf.load_pretrained(name_or_dir, BertConfig.from_json, build, bert_hf.load_bert_weights,
+                                       dtype, device)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> BertOutput:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from weights.common import WEIGHTS_FILE, LoadReport, Row, expand_rows, load_strict, read_safetensors
+from weights.common import (WEIGHTS_FILE, LoadReport, Row, expand_rows, load_strict, read_safetensors, resolve,
+                            without_random_init)
 
 # Our parameter (minibert/model.py names)  <-  HF key (without the "bert." prefix).
 BERT_TABLE = [
@@ -129,6 +131,20 @@ def has_pooler(tensors: dict[str, torch.Tensor]) -> bool:
 
 def read_checkpoint(model_dir: Path) -> dict[str, torch.Tensor]:
     return read_safetensors(Path(model_dir) / WEIGHTS_FILE)
+
+
+def load_pretrained(name_or_dir, read_config: Callable, build: Callable, load_weights: Callable,
+                    dtype: torch.dtype, device) -> torch.nn.Module:
+    """What a from_pretrained does: find the folder (`resolve`), read its config.json with
+    `read_config`, build the model with `build(config, tensors)`, fill it strictly with
+    `load_weights` (the report kept as `model.load_report`); eval mode, in `dtype` on `device`."""
+    model_dir = resolve(name_or_dir)
+    config = read_config(model_dir / "config.json")
+    tensors = read_checkpoint(model_dir)
+    with without_random_init():  # every value is overwritten next
+        model = build(config, tensors)
+    model.load_report = load_weights(model, tensors, where=str(model_dir / WEIGHTS_FILE))
+    return model.to(device=device, dtype=dtype).eval()
 
 
 def encoder_rows(table: list[Row], layers: int, source_prefix: str, target_prefix: str = "") -> list[Row]:
