@@ -282,11 +282,7 @@ class BertModel(nn.Module):
 
         Returns BertOutput: last_hidden_state (B, T, D), pooler_output (B, D) or None,
         hidden_states L+1 x (B, T, D) and attentions L x (B, H, T, T) when asked, else None."""
-        self.check_inputs(input_ids, attention_mask, token_type_ids)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+        attention_mask, token_type_ids = self.checked_inputs(input_ids, attention_mask, token_type_ids)
 
         dtype = self.embeddings.word_embeddings.weight.dtype
         mask = additive_padding_mask(attention_mask, dtype)            # (B, T) -> (B, 1, 1, T)
@@ -300,8 +296,9 @@ class BertModel(nn.Module):
             attentions=tuple(attentions) if output_attentions else None,
         )
 
-    def check_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
-        """Raise a clear error for inputs that would otherwise fail deep inside (or silently)."""
+    def checked_inputs(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (attention_mask, token_type_ids), their defaults (all ones, all zeros) filled in. Raises
+        a clear error for inputs that would otherwise fail deep inside (or silently)."""
         config = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise TypeError(f"input_ids must be a (B, T) tensor, got {_describe(input_ids)}")
@@ -342,6 +339,11 @@ class BertModel(nn.Module):
                 f"token_type_ids hold {token_type_ids.max().item()} (min {token_type_ids.min().item()}), "
                 f"but this model has type_vocab_size={config.type_vocab_size} (valid ids 0..{config.type_vocab_size - 1})"
             )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        return attention_mask, token_type_ids
 
 
 def _floating_dtype(dtype) -> torch.dtype:
