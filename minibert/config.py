@@ -10,7 +10,6 @@ then mask attention causally or add cross-attention, which this encoder does not
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,11 +99,10 @@ class BertConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "BertConfig":
+        from weights.common import read_json  # lazy: a model file imports only torch at its top
+
         path = Path(path)
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        values = read_json(path, expected=object)  # any JSON value: from_dict names a non-object itself
         try:
             return cls.from_dict(values)
         except ValueError as error:

@@ -65,11 +65,7 @@ def last_hidden_state(model: nn.Module, input_ids: torch.Tensor, attention_mask:
     input_ids, attention_mask, token_type_ids (B, T), with the same defaults and input checks as
     BertModel.forward -> (B, T, D). Padded positions of the result hold zeros (the explicit path
     leaves values there that no caller uses; pooling masks them either way)."""
-    model.check_inputs(input_ids, attention_mask, token_type_ids)
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    if token_type_ids is None:
-        token_type_ids = torch.zeros_like(input_ids)
+    attention_mask, token_type_ids = model.checked_inputs(input_ids, attention_mask, token_type_ids)
     config = model.config
     B, T = input_ids.shape
     H, Dh = config.num_attention_heads, config.hidden_size // config.num_attention_heads

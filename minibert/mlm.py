@@ -58,16 +58,10 @@ class BertForMaskedLM(nn.Module):
         e.g. "minicontext-bert-small" (see `weights.resolve`). Eval mode; dtype and device as for
         BertModel.from_pretrained. The load report is kept as `model.load_report`."""
         dtype = _floating_dtype(dtype)
-        from weights import bert_hf, resolve  # lazy: the modules themselves never touch a file
-        from weights.common import without_random_init
+        from weights import bert_hf  # lazy: the modules themselves never touch a file
 
-        model_dir = resolve(name_or_dir)
-        config = BertConfig.from_json(model_dir / "config.json")
-        tensors = bert_hf.read_checkpoint(model_dir)
-        with without_random_init():  # every value is overwritten next
-            model = cls(config)
-        model.load_report = bert_hf.load_mlm_weights(model, tensors, where=str(model_dir / "model.safetensors"))
-        return model.to(device=device, dtype=dtype).eval()
+        return bert_hf.load_pretrained(name_or_dir, BertConfig.from_json, lambda config, tensors: cls(config),
+                                       bert_hf.load_mlm_weights, dtype, device)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """input_ids, attention_mask, token_type_ids (B, T) as for BertModel -> logits (B, T, V),

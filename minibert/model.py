@@ -267,16 +267,13 @@ class BertModel(nn.Module):
         as for `.to()`, default the CPU. See `weights.resolve` for the names and places searched.
         The report of what was loaded and ignored is kept as `model.load_report`."""
         dtype = _floating_dtype(dtype)
-        from weights import bert_hf, resolve  # lazy: the modules themselves never touch a file
-        from weights.common import without_random_init
+        from weights import bert_hf  # lazy: the modules themselves never touch a file
 
-        model_dir = resolve(name_or_dir)
-        config = BertConfig.from_json(model_dir / "config.json")
-        tensors = bert_hf.read_checkpoint(model_dir)
-        with without_random_init():  # every value is overwritten next
-            model = cls(config, add_pooler=bert_hf.has_pooler(tensors))
-        model.load_report = bert_hf.load_bert_weights(model, tensors, where=str(model_dir / "model.safetensors"))
-        return model.to(device=device, dtype=dtype).eval()
+        def build(config, tensors):
+            return cls(config, add_pooler=bert_hf.has_pooler(tensors))
+
+        return bert_hf.load_pretrained(name_or_dir, BertConfig.from_json, build, bert_hf.load_bert_weights,
+                                       dtype, device)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 output_hidden_states: bool = False, output_attentions: bool = False) -> BertOutput:
@@ -285,11 +282,7 @@ class BertModel(nn.Module):
 
         Returns BertOutput: last_hidden_state (B, T, D), pooler_output (B, D) or None,
         hidden_states L+1 x (B, T, D) and attentions L x (B, H, T, T) when asked, else None."""
-        self.check_inputs(input_ids, attention_mask, token_type_ids)
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
+        attention_mask, token_type_ids = self.checked_inputs(input_ids, attention_mask, token_type_ids)
 
         dtype = self.embeddings.word_embeddings.weight.dtype
         mask = additive_padding_mask(attention_mask, dtype)            # (B, T) -> (B, 1, 1, T)
@@ -303,8 +296,9 @@ class BertModel(nn.Module):
             attentions=tuple(attentions) if output_attentions else None,
         )
 
-    def check_inputs(self, input_ids, attention_mask, token_type_ids) -> None:
-        """Raise a clear error for inputs that would otherwise fail deep inside (or silently)."""
+    def checked_inputs(self, input_ids, attention_mask, token_type_ids) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (attention_mask, token_type_ids), their defaults (all ones, all zeros) filled in. Raises
+        a clear error for inputs that would otherwise fail deep inside (or silently)."""
         config = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise TypeError(f"input_ids must be a (B, T) tensor, got {_describe(input_ids)}")
@@ -345,6 +339,11 @@ class BertModel(nn.Module):
                 f"token_type_ids hold {token_type_ids.max().item()} (min {token_type_ids.min().item()}), "
                 f"but this model has type_vocab_size={config.type_vocab_size} (valid ids 0..{config.type_vocab_size - 1})"
             )
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        return attention_mask, token_type_ids
 
 
 def _floating_dtype(dtype) -> torch.dtype:

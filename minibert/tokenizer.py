@@ -299,12 +299,8 @@ class Tokenizer:
                 raise ValueError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs; they pair up one to one")
         if padding not in _PADDING:
             raise ValueError(f"padding must be one of {list(_PADDING)}, got {padding!r}")
-        if truncation not in _TRUNCATION:
-            raise ValueError(f"truncation must be one of {list(_TRUNCATION)}, got {truncation!r}")
-        if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
-            raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
+        limit = self._length_limit(truncation, max_length)
 
-        limit = max_length if max_length is not None else self.model_max_length
         backend = self._backend_for(limit, _PADDING[padding], _TRUNCATION[truncation], is_pair=text_pairs is not None)
         inputs = texts if text_pairs is None else list(zip(texts, text_pairs))
         try:
@@ -372,13 +368,17 @@ class Tokenizer:
         With `pad`, this splits `__call__(texts)` in two, so a caller can first learn every text's
         length and then group texts of similar length into batches (SentenceEncoder.encode does)."""
         texts = _check_texts(texts, "texts")
+        limit = self._length_limit(truncation, max_length)
+        backend = self._backend_for(limit, None, _TRUNCATION[truncation], is_pair=False)
+        return [encoding.ids for encoding in self._encode_batch(backend, texts)]
+
+    def _length_limit(self, truncation, max_length) -> int | None:
+        """The length `truncation` cuts to: max_length, else model_max_length; both arguments checked."""
         if truncation not in _TRUNCATION:
             raise ValueError(f"truncation must be one of {list(_TRUNCATION)}, got {truncation!r}")
         if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
             raise ValueError(f"max_length must be a positive int or None, got {max_length!r}")
-        limit = max_length if max_length is not None else self.model_max_length
-        backend = self._backend_for(limit, None, _TRUNCATION[truncation], is_pair=False)
-        return [encoding.ids for encoding in self._encode_batch(backend, texts)]
+        return max_length if max_length is not None else self.model_max_length
 
     def pad(self, id_lists: list[list[int]]) -> dict:
         """Single-text id lists (from `encode_each`) -> the dict `__call__(..., padding=True)` returns.

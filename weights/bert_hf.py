@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from weights.common import WEIGHTS_FILE, LoadReport, Row, expand_rows, load_strict, read_safetensors
+from weights.common import (WEIGHTS_FILE, LoadReport, Row, expand_rows, load_strict, read_safetensors, resolve,
+                            without_random_init)
 
 # Our parameter (minibert/model.py names)  <-  HF key (without the "bert." prefix).
 BERT_TABLE = [
@@ -101,18 +103,24 @@ def save_checkpoint(model: torch.nn.Module, model_dir: Path) -> None:
     """Write config.json and model.safetensors as transformers' BertModel.save_pretrained does,
     so that transformers, sentence-transformers and BertModel.from_pretrained read them back.
     The key table is read backwards: every transform in it is `identity`."""
-    from safetensors.torch import save_file
-
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
     table = BERT_TABLE + (POOLER_TABLE if model.pooler is not None else [])
     state = model.state_dict()
     # clone(): the fast path may have moved parameters into one shared buffer, and safetensors
     # refuses tensors that share storage.
     tensors = {row.source: state[row.target].detach().cpu().clone()
-               for row in expand_rows(table, i=range(model.config.num_hidden_layers))}
-    (model_dir / "config.json").write_text(json.dumps(model.config.to_dict(), indent=2), encoding="utf-8")
-    save_file(tensors, str(model_dir / WEIGHTS_FILE), metadata={"format": "pt"})
+               for row in encoder_rows(table, model.config.num_hidden_layers, source_prefix="")}
+    _write_model_folder(model_dir, model.config.to_dict(), tensors)
+
+
+def _write_model_folder(folder: Path, config: dict, tensors: dict[str, torch.Tensor]) -> Path:
+    """config.json and model.safetensors in `folder` (made if missing), as save_pretrained writes them."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    return folder
 
 
 def has_pooler(tensors: dict[str, torch.Tensor]) -> bool:
@@ -123,6 +131,20 @@ def has_pooler(tensors: dict[str, torch.Tensor]) -> bool:
 
 def read_checkpoint(model_dir: Path) -> dict[str, torch.Tensor]:
     return read_safetensors(Path(model_dir) / WEIGHTS_FILE)
+
+
+def load_pretrained(name_or_dir, read_config: Callable, build: Callable, load_weights: Callable,
+                    dtype: torch.dtype, device) -> torch.nn.Module:
+    """What a from_pretrained does: find the folder (`resolve`), read its config.json with
+    `read_config`, build the model with `build(config, tensors)`, fill it strictly with
+    `load_weights` (the report kept as `model.load_report`); eval mode, in `dtype` on `device`."""
+    model_dir = resolve(name_or_dir)
+    config = read_config(model_dir / "config.json")
+    tensors = read_checkpoint(model_dir)
+    with without_random_init():  # every value is overwritten next
+        model = build(config, tensors)
+    model.load_report = load_weights(model, tensors, where=str(model_dir / WEIGHTS_FILE))
+    return model.to(device=device, dtype=dtype).eval()
 
 
 def encoder_rows(table: list[Row], layers: int, source_prefix: str, target_prefix: str = "") -> list[Row]:
@@ -167,9 +189,6 @@ def save_mlm(model: torch.nn.Module, folder: Path) -> Path:
     architectures ["BertForMaskedLM"] and model.safetensors under HF's key names (the tied decoder
     keys left out, as transformers leaves them out). Refuses non-finite weights. Returns the folder."""
     import dataclasses
-    import json
-
-    from safetensors.torch import save_file
 
     ours = model.state_dict()
     rows = mlm_rows(model.config.num_hidden_layers)
@@ -181,10 +200,6 @@ def save_mlm(model: torch.nn.Module, folder: Path) -> Path:
         if not torch.isfinite(tensor).all():
             raise ValueError(f"refusing to export: {row.target} holds NaN or infinite values")
         tensors[row.source] = tensor
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     config = {"architectures": ["BertForMaskedLM"], "model_type": "bert", "tie_word_embeddings": True,
               **dataclasses.asdict(model.config)}
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
-    return folder
+    return _write_model_folder(folder, config, tensors)
