@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from minibert.config import BertConfig
-from minibert.model import ACTIVATIONS, BertModel, LayerNorm, _floating_dtype
+from minibert.model import ACTIVATIONS, BertModel, LayerNorm, floating_dtype
 
 
 class MaskedLMHead(nn.Module):
@@ -57,7 +57,7 @@ class BertForMaskedLM(nn.Module):
         """Load a BertForMaskedLM checkpoint (config.json + model.safetensors) by name or directory,
         e.g. "minicontext-bert-small" (see `weights.resolve`). Eval mode; dtype and device as for
         BertModel.from_pretrained. The load report is kept as `model.load_report`."""
-        dtype = _floating_dtype(dtype)
+        dtype = floating_dtype(dtype)
         from weights import bert_hf  # lazy: the modules themselves never touch a file
 
         return bert_hf.load_pretrained(name_or_dir, BertConfig.from_json, lambda config, tensors: cls(config),

@@ -266,7 +266,7 @@ class BertModel(nn.Module):
         Eval mode; dtype a floating torch dtype or its name ("bfloat16"), default float32; device
         as for `.to()`, default the CPU. See `weights.resolve` for the names and places searched.
         The report of what was loaded and ignored is kept as `model.load_report`."""
-        dtype = _floating_dtype(dtype)
+        dtype = floating_dtype(dtype)
         from weights import bert_hf  # lazy: the modules themselves never touch a file
 
         def build(config, tensors):
@@ -346,7 +346,7 @@ class BertModel(nn.Module):
         return attention_mask, token_type_ids
 
 
-def _floating_dtype(dtype) -> torch.dtype:
+def floating_dtype(dtype) -> torch.dtype:
     """None -> float32; a floating torch dtype, or its name ("bfloat16", "torch.float16"), -> itself."""
     if dtype is None:
         return torch.float32
