@@ -20,6 +20,9 @@ affects both sides alike.
 from __future__ import annotations
 
 import argparse
+import datetime
+import pathlib
+import platform
 import random
 import sys
 import time
@@ -30,6 +33,7 @@ from torch import nn
 from bench.corpus import make_sentence
 
 TARGET_SHARE = 0.70  # the loop must keep 70% of the step-bound rate
+REPORT = pathlib.Path(__file__).resolve().parent / "ELMO_LOOP.md"
 
 
 def _corpus(sentences: int, seed: int = 0) -> list[list[str]]:
@@ -98,6 +102,7 @@ def main(argv=None) -> dict | None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (default: float32)")
     parser.add_argument("--quick", action="store_true", help="the tiny size on a few batches: a smoke run")
+    parser.add_argument("--note", default="", help="what else the machine was doing, for the report (default: nothing said)")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("ELMo training loop on CUDA: skipped, no CUDA device on this machine")
@@ -115,7 +120,26 @@ def main(argv=None) -> dict | None:
           f"tokens/s: the loop keeps {result['loop_share']:.0%} of the step rate (target {TARGET_SHARE:.0%}: "
           f"{verdict if not args.quick else 'not judged in a quick run'}); building one batch takes "
           f"{result['batch_build_ms']} ms", file=sys.stdout)
+    if not args.quick:
+        write_report(result, args.note)
     return result
+
+
+def write_report(result: dict, note: str) -> None:
+    """Append this run to bench/ELMO_LOOP.md: the docs quote the file, never a copied number."""
+    if not REPORT.exists():
+        REPORT.write_text("# ELMo training loop against its own step\n\nWritten by `python -m bench.elmo_loop` "
+                          "(bench/elmo_loop.py says what is timed). One row per run; target: the loop keeps "
+                          f"{TARGET_SHARE:.0%} of the step-bound rate.\n\n| when (UTC) | machine | device | size | "
+                          "threads | targets/step | step-bound tokens/s | loop tokens/s | loop share | batch build ms | "
+                          "note |\n|---|---|---|---|---|---|---|---|---|---|---|\n", encoding="utf-8")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    row = (f"| {when} | {platform.machine()} {platform.processor() or ''} | {result['device']}"
+           f"{' bf16' if result['bf16'] else ''} | {result['size']} | {result['threads']} | "
+           f"{result['tokens_per_step']:.0f} | {result['step_bound_tokens_per_s']:,.0f} | "
+           f"{result['loop_tokens_per_s']:,.0f} | {result['loop_share']:.2f} | {result['batch_build_ms']} | {note} |\n")
+    with open(REPORT, "a", encoding="utf-8") as file:
+        file.write(row)
 
 
 if __name__ == "__main__":

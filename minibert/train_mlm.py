@@ -401,7 +401,7 @@ def train(corpus: Path, out: Path, size: str, total_words: int, seed: int, resum
         optimizer = make_optimizer(model)
         mask_generator = torch.Generator().manual_seed(seed)  # its own stream: masking never shifts dropout's
         step, words, pieces, epoch, batch_in_epoch, elapsed_before, log_lines = 0, 0, 0, 0, 0, 0.0, 0
-        best, epochs_without_gain, validated_at, finished, stopped_early = {"loss": math.inf}, 0, -1, False, False
+        best, epochs_without_gain, validated_at, stopped_early = {"loss": math.inf}, 0, -1, False
 
         if state is not None:
             check_identity(checkpoint_path, state, run)

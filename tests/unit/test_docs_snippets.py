@@ -41,6 +41,7 @@ NOT_RUN = {
     "python -m bench": "the full speed bench (tens of minutes)",
     "python -m bench --quick": "tests/unit/test_bench_quick.py runs it",
     "python -m bench.profile": "profiles both models (minutes)",
+    "python -m bench.elmo_loop": "trains the shipped size for 40 steps (minutes); tests/unit/test_bench_quick.py runs --quick",
     "python -m bench.memory": "encodes 50,000 long texts (tens of minutes on 2 cores)",
     'python -m minibert verify "some text"': "needs the test extra; tests/unit/test_bert_verify.py runs it",
     "python -m minielmo.convert options.json weights.hdf5 OUT_DIR":

@@ -106,3 +106,20 @@ def test_blocks_split_into_train_validation_and_test_without_overlap():
     # Whole blocks: a test sentence's neighbours are test sentences.
     first_test = sentences.index(splits["test"][0])
     assert splits["test"][:corpus.BLOCK_SENTENCES] == sentences[first_test:first_test + corpus.BLOCK_SENTENCES]
+
+
+def test_word_spans_point_at_the_words_they_split():
+    from minielmo.words import split_words_with_spans
+
+    text = "Mr. Darcy's bank,  (1813)!"
+    pairs = split_words_with_spans(text)
+    assert [w for w, _ in pairs] == split_words(text)
+    assert all(text[start:end] == word for word, (start, end) in pairs)
+
+
+def test_the_lessons_read_elmo_words_as_training_split_them():
+    from lessons.common import simple_word_spans, simple_words
+
+    sentence = "He didn't bank on the river-bank's mud."
+    assert simple_words(sentence) == split_words(sentence)
+    assert [sentence[a:b] for a, b in simple_word_spans(sentence)] == split_words(sentence)
