@@ -154,3 +154,25 @@ def lab(torch_single_thread):
     from lessons.lab import Lab
 
     return Lab()
+
+
+@pytest.fixture(scope="session")
+def slice_corpus_factory():
+    """Builds a corpus folder as `python -m minielmo.corpus` lays it out (train, valid and test
+    splits, a 400-word vocabulary) from the small real-text slice in tests/fixtures/text_slice/;
+    call it with a fresh folder. The slice has one held-out part: it serves as valid and test."""
+    from minielmo.corpus import build_vocab
+
+    slice_dir = Path(__file__).parent / "fixtures" / "text_slice"
+
+    def build(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        text = (slice_dir / "train.txt").read_text(encoding="utf-8")
+        heldout = (slice_dir / "heldout.txt").read_text(encoding="utf-8")
+        for name, content in (("train.txt", text), ("valid.txt", heldout), ("heldout.txt", heldout)):
+            (folder / name).write_text(content, encoding="utf-8")
+        vocab, _ = build_vocab([line.split() for line in text.splitlines()], 400)
+        (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+        return folder
+
+    return build

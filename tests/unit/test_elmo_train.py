@@ -4,7 +4,6 @@ real text. Nothing here trains for more than a few seconds."""
 import json
 import os
 import signal
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,28 +11,18 @@ from torch import nn
 
 import minielmo
 from minielmo import train as training
-from minielmo.corpus import build_vocab
 from minielmo.words import split_words
 from weights import runs
 from weights.elmo_export import export
 
-SLICE = Path(__file__).parents[1] / "fixtures" / "text_slice"
 # Reloading an exported model: the safetensors copy is bit-exact; the hdf5 copy goes through
 # TF's layout and back, where subtracting and re-adding the forget bias of 1.0 rounds (~6e-8).
 HDF5_ROUNDTRIP_ATOL = 1e-6
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("corpus")
-    train_text = (SLICE / "train.txt").read_text(encoding="utf-8")
-    (folder / "train.txt").write_text(train_text, encoding="utf-8")
-    heldout = (SLICE / "heldout.txt").read_text(encoding="utf-8")
-    (folder / "heldout.txt").write_text(heldout, encoding="utf-8")
-    (folder / "valid.txt").write_text(heldout, encoding="utf-8")  # the slice has one held-out part
-    vocab, _ = build_vocab([line.split() for line in train_text.splitlines()], 400)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    return folder
+def corpus(tmp_path_factory, slice_corpus_factory):
+    return slice_corpus_factory(tmp_path_factory.mktemp("corpus"))
 
 
 def _model_and_batch(corpus):

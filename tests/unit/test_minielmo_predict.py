@@ -11,7 +11,6 @@ import torch
 
 from minielmo import evaluate, predict, pretrained
 from minielmo import train as training
-from minielmo.corpus import build_vocab
 from minielmo.lm_head import SharedSoftmax
 
 SLICE = Path(__file__).parents[1] / "fixtures" / "text_slice"
@@ -20,14 +19,8 @@ PROBABILITY_SUM_ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    corpus = tmp_path_factory.mktemp("corpus")
-    text = (SLICE / "train.txt").read_text(encoding="utf-8")
-    heldout = (SLICE / "heldout.txt").read_text(encoding="utf-8")
-    for name, content in (("train.txt", text), ("valid.txt", heldout), ("heldout.txt", heldout)):
-        (corpus / name).write_text(content, encoding="utf-8")
-    vocab, _ = build_vocab([line.split() for line in text.splitlines()], 400)
-    (corpus / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+def run(tmp_path_factory, slice_corpus_factory):
+    corpus = slice_corpus_factory(tmp_path_factory.mktemp("corpus"))
     out = tmp_path_factory.mktemp("run")
     training.train(corpus, out, "tiny", 3000, seed=0, resume=False)
     return out

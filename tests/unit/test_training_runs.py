@@ -3,8 +3,6 @@ weights/runs.py): kills, corrupt files, the wrong corpus or vocabulary, two runs
 data and a diverging loss. Every refusal is one line; a good checkpoint is never overwritten."""
 
 import math
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,24 +11,13 @@ import pytest
 import torch
 
 from minielmo import train as training
-from minielmo.corpus import build_vocab
 from weights import runs
 
-SLICE = Path(__file__).parents[1] / "fixtures" / "text_slice"
 
 
 @pytest.fixture
-def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    text = (SLICE / "train.txt").read_text(encoding="utf-8")
-    heldout = (SLICE / "heldout.txt").read_text(encoding="utf-8")
-    (folder / "train.txt").write_text(text, encoding="utf-8")
-    (folder / "valid.txt").write_text(heldout, encoding="utf-8")
-    (folder / "heldout.txt").write_text(heldout, encoding="utf-8")
-    vocab, _ = build_vocab([line.split() for line in text.splitlines()], 400)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    return folder
+def corpus(tmp_path, slice_corpus_factory):
+    return slice_corpus_factory(tmp_path / "corpus")
 
 
 def _train(corpus, out, tokens=3000, resume=False, **kw):
